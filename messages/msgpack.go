@@ -247,46 +247,57 @@ func (d *mpDec) wrongType(field string, at int, want string) error {
 // need reports whether n more bytes follow position i.
 func (d *mpDec) need(n int) bool { return len(d.b)-d.i >= n }
 
+// be reads an n-byte big-endian unsigned integer (n is 1, 2, 4 or 8; the
+// caller checked that n bytes follow).
 func (d *mpDec) be(n int) uint64 {
-	var v uint64
-	for _, c := range d.b[d.i : d.i+n] {
-		v = v<<8 | uint64(c)
-	}
+	p := d.b[d.i:]
 	d.i += n
-	return v
+	switch n {
+	case 1:
+		return uint64(p[0])
+	case 2:
+		return uint64(binary.BigEndian.Uint16(p))
+	case 4:
+		return uint64(binary.BigEndian.Uint32(p))
+	default:
+		return binary.BigEndian.Uint64(p)
+	}
 }
 
-// raw reads any msgpack integer as its two's-complement bits plus whether it
-// is negative.
+// integer reads any msgpack integer as its two's-complement bits plus
+// whether it is negative.
 func (d *mpDec) integer(field string) (v uint64, neg bool, err error) {
 	if !d.need(1) {
 		return 0, false, d.truncated(field)
 	}
 	at := d.i
 	c := d.b[at]
-	var n int
-	switch {
-	case c <= 0x7f:
+	if c <= 0x7f {
 		d.i++
 		return uint64(c), false, nil
-	case c >= 0xe0:
+	}
+	if c >= 0xe0 {
 		d.i++
 		return uint64(int64(int8(c))), true, nil
-	case c == mpUint8, c == mpInt8:
+	}
+	var n int
+	switch c {
+	case mpUint8, mpInt8:
 		n = 1
-	case c == mpUint16, c == mpInt16:
+	case mpUint16, mpInt16:
 		n = 2
-	case c == mpUint32, c == mpInt32:
+	case mpUint32, mpInt32:
 		n = 4
-	case c == mpUint64, c == mpInt64:
+	case mpUint64, mpInt64:
 		n = 8
 	default:
 		return 0, false, d.wrongType(field, at, "an integer")
 	}
-	d.i++
-	if !d.need(n) {
+	if !d.need(n + 1) {
+		d.i = len(d.b)
 		return 0, false, d.truncated(field)
 	}
+	d.i++
 	v = d.be(n)
 	if c >= mpInt8 { // signed: sign-extend
 		shift := uint(64 - 8*n)
@@ -297,6 +308,15 @@ func (d *mpDec) integer(field string) (v uint64, neg bool, err error) {
 }
 
 func (d *mpDec) uint(field string) (uint64, error) {
+	// Fast path, inlined: positive fixint.
+	if d.i < len(d.b) && d.b[d.i] <= 0x7f {
+		d.i++
+		return uint64(d.b[d.i-1]), nil
+	}
+	return d.uintSlow(field)
+}
+
+func (d *mpDec) uintSlow(field string) (uint64, error) {
 	at := d.i
 	v, neg, err := d.integer(field)
 	if err != nil {
@@ -309,6 +329,17 @@ func (d *mpDec) uint(field string) (uint64, error) {
 }
 
 func (d *mpDec) int(field string) (int64, error) {
+	// Fast path, inlined: positive and negative fixint.
+	if d.i < len(d.b) {
+		if c := d.b[d.i]; c <= 0x7f || c >= 0xe0 {
+			d.i++
+			return int64(int8(c)), nil
+		}
+	}
+	return d.intSlow(field)
+}
+
+func (d *mpDec) intSlow(field string) (int64, error) {
 	at := d.i
 	v, neg, err := d.integer(field)
 	if err != nil {
