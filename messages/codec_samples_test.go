@@ -85,7 +85,7 @@ func edgeKlines(tb testing.TB) []Kline {
 	huge.Volume = Decimal128{Hi: math.MaxUint64, Lo: math.MaxUint64}
 	huge.TakerBuyVolume = Decimal128{Hi: 1, Lo: 0}
 	huge.QuoteVolume = 1e300
-	huge.TakerBuyQuoteVolume = 5e-324
+	huge.TakerBuyQuoteVolume = 1e-8 // the smallest value the 8-digit text forms keep
 	huge.Open, huge.High, huge.Low, huge.Close = MaxDecimal, MaxDecimal, 1, 0
 	huge.TradeCount = math.MaxInt64
 	huge.Closed = false
