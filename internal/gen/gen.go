@@ -80,17 +80,17 @@ type Config struct {
 // profile is a class of market: tick and lot sizes, price range, trade size
 // and activity.
 type profile struct {
-	name           string
-	tick, lot      messages.Decimal // in 1e-8 units
-	minPx, maxPx   float64          // range of the starting price
-	notional       float64          // median quote amount of one trade
-	notionalSigma  float64          // log-normal spread of that amount
-	maxQty         float64          // cap of one trade, in units
-	vol            float64          // log-price volatility per √second
-	weight         float64          // share of the trade rate
-	meanActive     time.Duration    // mean time between idle gaps
-	burstProb      float64          // chance an arrival starts a burst
-	meanBurstExtra float64          // mean extra trades in a burst
+	name          string
+	tick, lot     messages.Decimal // in 1e-8 units
+	minPx, maxPx  float64          // range of the starting price
+	notional      float64          // median quote amount of one trade
+	notionalSigma float64          // log-normal spread of that amount
+	maxQty        float64          // cap of one trade, in units
+	vol           float64          // log-price volatility per √second
+	weight        float64          // share of the trade rate
+	meanActive    time.Duration    // mean time between idle gaps
+	burstProb     float64          // chance an arrival starts a burst
+	meanBurst     float64          // mean number of trades in a burst
 }
 
 // profiles is indexed by symbol position mod len(profiles). It is a function
@@ -99,13 +99,13 @@ type profile struct {
 func profiles() [4]profile {
 	return [4]profile{
 		{name: "major", tick: 1_000_000, lot: 1_000, minPx: 20, maxPx: 70_000, notional: 800, notionalSigma: 1.6,
-			maxQty: 1e6, vol: 0.0003, weight: 4, meanActive: 48 * time.Hour, burstProb: 0.12, meanBurstExtra: 12},
+			maxQty: 1e6, vol: 0.0003, weight: 4, meanActive: 48 * time.Hour, burstProb: 0.12, meanBurst: 12},
 		{name: "mid", tick: 100_000, lot: 100_000, minPx: 1, maxPx: 300, notional: 400, notionalSigma: 1.5,
-			maxQty: 1e8, vol: 0.0004, weight: 2, meanActive: 24 * time.Hour, burstProb: 0.10, meanBurstExtra: 8},
+			maxQty: 1e8, vol: 0.0004, weight: 2, meanActive: 24 * time.Hour, burstProb: 0.10, meanBurst: 8},
 		{name: "alt", tick: 10_000, lot: 10_000_000, minPx: 0.05, maxPx: 2, notional: 200, notionalSigma: 1.4,
-			maxQty: 1e10, vol: 0.0005, weight: 1, meanActive: 12 * time.Hour, burstProb: 0.08, meanBurstExtra: 6},
+			maxQty: 1e10, vol: 0.0005, weight: 1, meanActive: 12 * time.Hour, burstProb: 0.08, meanBurst: 6},
 		{name: "meme", tick: 1, lot: 100_000_000, minPx: 5e-7, maxPx: 5e-6, notional: 2000, notionalSigma: 1.2,
-			maxQty: 1e11, vol: 0.0008, weight: 1, meanActive: 6 * time.Hour, burstProb: 0.15, meanBurstExtra: 10},
+			maxQty: 1e11, vol: 0.0008, weight: 1, meanActive: 6 * time.Hour, burstProb: 0.15, meanBurst: 10},
 	}
 }
 
@@ -165,8 +165,9 @@ type symbol struct {
 	logp, logp0 float64
 	ticks       int64 // current price in ticks
 	lastUs      int64 // µs time of the previous trade
-	burstLeft   int
-	burstSell   bool
+	inBurst     bool  // the pending trade is part of a burst
+	burstLeft   int   // burst trades to schedule after the pending one
+	burstSell   bool  // the burst's taker side
 
 	aggID, rawID int64
 }
@@ -237,7 +238,10 @@ func New(cfg Config) (*Generator, error) {
 		// idle time and divided by the mean number of trades per arrival.
 		activeUs := float64(p.meanActive) / float64(time.Microsecond)
 		activeFrac := activeUs / (activeUs + meanIdle)
-		perArrival := 1 + p.burstProb*p.meanBurstExtra
+		// After each trade a burst of meanBurst trades follows with
+		// probability burstProb (also after a burst), so an arrival brings
+		// 1 + burstProb·meanBurst/(1−burstProb) trades on average.
+		perArrival := 1 + p.burstProb*p.meanBurst/(1-p.burstProb)
 		symRate := rate * p.weight / totalWeight // trades per second
 		arrivalsPerUs := symRate / perArrival / activeFrac / 1e6
 		s.eventMeanUs = 1 / arrivalsPerUs
@@ -249,7 +253,9 @@ func New(cfg Config) (*Generator, error) {
 		s.aggID = 1_000_000 + rng.Int64N(100_000_000)
 		s.rawID = 2*s.aggID + rng.Int64N(1_000_000)
 
-		s.next = startUs + int64(rng.ExpFloat64()*s.eventMeanUs)
+		// Every symbol starts trading soon after Start (within about a
+		// minute), however low its rate: a run's first bars are at Start.
+		s.next = startUs + int64(rng.ExpFloat64()*min(s.eventMeanUs, 60e6))
 		s.lastUs = s.next
 		s.activeUntil = startUs + int64(rng.ExpFloat64()*activeUs)
 		g.heap[i] = int32(i)
@@ -336,7 +342,7 @@ func (s *symbol) emit(t *messages.Trade) {
 	s.lastUs = now
 
 	sell := s.rng.IntN(2) == 0
-	if s.burstLeft > 0 {
+	if s.inBurst {
 		// A sweep: same side, the price walks through the book one tick at
 		// a time against the taker.
 		sell = s.burstSell
@@ -391,12 +397,15 @@ func (s *symbol) schedule() {
 		}
 		return
 	}
+	s.inBurst = false
 	if s.rng.Float64() < s.p.burstProb {
-		// Geometric number of extra trades with the profile's mean.
-		s.burstLeft = 1
-		for s.rng.Float64() < 1-1/s.p.meanBurstExtra {
-			s.burstLeft++
+		// A burst of a geometric number of trades with the profile's mean;
+		// this schedules the first, burstLeft counts the rest.
+		n := 1
+		for s.rng.Float64() < 1-1/s.p.meanBurst {
+			n++
 		}
+		s.inBurst, s.burstLeft = true, n-1
 		s.burstSell = s.rng.IntN(2) == 0
 		s.next += s.rng.Int64N(200)
 		return
