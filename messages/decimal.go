@@ -306,5 +306,10 @@ func ParseDecimal128(s string) (Decimal128, error) {
 // final conversion.
 func MulFloat(p, q Decimal) float64 {
 	hi, lo := bits.Mul64(uint64(p), uint64(q))
-	return (float64(hi)*(1<<64) + float64(lo)) / (scaleFactor * scaleFactor)
+	const inv = 1.0 / (scaleFactor * scaleFactor)
+	if hi == 0 && lo < 1<<63 {
+		// The common case; a signed conversion is one instruction.
+		return float64(int64(lo)) * inv
+	}
+	return (float64(hi)*(1<<64) + float64(lo)) * inv
 }
