@@ -224,7 +224,9 @@ func (c *AggTradeCSVReader) parseRow(line []byte, t *Trade) error {
 	if t.Time, err = parseInt64(f[5]); err != nil {
 		return c.fail(aggTradeCSVColumns[5], intFieldErr(err, f[5]))
 	}
-	t.Time = normalizeMillis(t.Time)
+	if t.Time, err = normalizeMillis(t.Time); err != nil {
+		return c.fail(aggTradeCSVColumns[5], err)
+	}
 	var ok bool
 	if t.BuyerMaker, ok = parseCSVBool(f[6]); !ok {
 		return c.fail(aggTradeCSVColumns[6], fmt.Errorf("%w: %q is not true/false/True/False", ErrSyntax, string(f[6])))

@@ -86,11 +86,18 @@ func parseDecimal128[T string | []byte](s T) (Decimal128, error) {
 // rounding. The syntax is checked here because strconv.ParseFloat accepts
 // "Inf", "1e5", "0x1p3" and "1_000", none of which Binance ever sends.
 func parseFloatDecimal(b []byte) (float64, error) {
-	digits, dot := 0, false
+	digits, dot, frac := 0, false, 0
 	for i, c := range b {
 		switch {
 		case c >= '0' && c <= '9':
 			digits++
+			if dot {
+				// Like Decimal: at most 8 significant fraction digits, so
+				// that parse → AppendFloat('f', 8) → parse is lossless.
+				if frac++; frac > Scale && c != '0' {
+					return 0, fmt.Errorf("%w: %q", ErrDecimalPrecision, string(b))
+				}
+			}
 		case c == '.' && !dot && i > 0:
 			dot = true
 		default:
@@ -143,10 +150,18 @@ func parseInt64(b []byte) (int64, error) {
 // would be the year 33658.
 const microsThreshold = 1_000_000_000_000_000
 
+// nanosThreshold: 19-digit values would be nanoseconds, which no Binance file
+// uses; they are rejected rather than guessed at (and converting them once
+// would leave a value that a second parse would convert again).
+const nanosThreshold = 1_000_000_000_000_000_000
+
 // normalizeMillis converts a µs timestamp to ms (floor) and leaves ms alone.
-func normalizeMillis(t int64) int64 {
-	if t >= microsThreshold {
-		return t / 1000
+func normalizeMillis(t int64) (int64, error) {
+	switch {
+	case t >= nanosThreshold:
+		return 0, fmt.Errorf("%w: timestamp %d has 19 digits; want ms (13) or µs (16)", ErrNumberRange, t)
+	case t >= microsThreshold:
+		return t / 1000, nil
 	}
-	return t
+	return t, nil
 }

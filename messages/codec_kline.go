@@ -457,7 +457,9 @@ func ParseKlineCSV(line []byte, symbol string, iv Interval, k *Kline) error {
 	if k.OpenTime, err = parseInt64(f[0]); err != nil {
 		return fail(err)
 	}
-	k.OpenTime = normalizeMillis(k.OpenTime)
+	if k.OpenTime, err = normalizeMillis(k.OpenTime); err != nil {
+		return &ParseError{Field: klineColumns[0], Err: err}
+	}
 	for col = 1; col <= 4; col++ {
 		d, err := parseDecimal(f[col])
 		if err != nil {
@@ -482,7 +484,9 @@ func ParseKlineCSV(line []byte, symbol string, iv Interval, k *Kline) error {
 	if k.CloseTime, err = parseInt64(f[6]); err != nil {
 		return fail(err)
 	}
-	k.CloseTime = normalizeMillis(k.CloseTime)
+	if k.CloseTime, err = normalizeMillis(k.CloseTime); err != nil {
+		return &ParseError{Field: klineColumns[6], Err: err}
+	}
 	col = 7
 	if k.QuoteVolume, err = parseFloatDecimal(f[7]); err != nil {
 		return &ParseError{Field: klineColumns[col], Err: err}
