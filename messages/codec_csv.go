@@ -75,8 +75,14 @@ type AggTradeCSVReader struct {
 // NewAggTradeCSVReader returns a reader of r whose trades all carry symbol
 // (upper-cased). r is buffered internally.
 func NewAggTradeCSVReader(r io.Reader, symbol string) *AggTradeCSVReader {
+	return newAggTradeCSVReaderSize(r, symbol, aggTradeCSVBufSize)
+}
+
+// newAggTradeCSVReaderSize lets tests use a small buffer, which exercises
+// the long-line path and keeps fuzzing fast.
+func newAggTradeCSVReaderSize(r io.Reader, symbol string, size int) *AggTradeCSVReader {
 	return &AggTradeCSVReader{
-		r:      bufio.NewReaderSize(r, aggTradeCSVBufSize),
+		r:      bufio.NewReaderSize(r, size),
 		symbol: NormalizeSymbol(symbol),
 		first:  true,
 	}

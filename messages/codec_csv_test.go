@@ -82,6 +82,7 @@ func TestAggTradeCSVReaderErrors(t *testing.T) {
 		{"first id", "1,0.5,2,ten,12,1700000000000,true", "first_trade_id", ErrSyntax},
 		{"last id", "1,0.5,2,10,,1700000000000,true", "last_trade_id", ErrSyntax},
 		{"time", "1,0.5,2,10,12,17e11,true", "transact_time", ErrSyntax},
+		{"time in ns", "1,0.5,2,10,12,1700000000000000000,true", "transact_time", ErrNumberRange},
 		{"bool", "1,0.5,2,10,12,1700000000000,yes", "is_buyer_maker", ErrSyntax},
 		{"bool TRUE", "1,0.5,2,10,12,1700000000000,TRUE", "is_buyer_maker", ErrSyntax},
 		{"best match", "1,0.5,2,10,12,1700000000000,true,1", "is_best_match", ErrSyntax},

@@ -103,7 +103,7 @@ func FuzzAggTradeCSV(f *testing.F) {
 	f.Add([]byte("99999999999999999999,1,1,1,1,1,true\n1,1,1,1,1,9999999999999999999,true\n"))
 	f.Add([]byte("x\n1,1\n,,,,,,\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r := NewAggTradeCSVReader(bytes.NewReader(data), "btcusdt")
+		r := newAggTradeCSVReaderSize(bytes.NewReader(data), "btcusdt", 32)
 		r.File = "fuzz.csv"
 		lastLine := 0
 		for range 10000 {
@@ -127,7 +127,7 @@ func FuzzAggTradeCSV(f *testing.F) {
 				t.Fatalf("bad trade %+v", tr)
 			}
 			line := AppendAggTradeCSV(nil, &tr)
-			r2 := NewAggTradeCSVReader(bytes.NewReader(line), "BTCUSDT")
+			r2 := newAggTradeCSVReaderSize(bytes.NewReader(line), "BTCUSDT", 16)
 			var back Trade
 			if err := r2.Next(&back); err != nil || back != tr {
 				t.Fatalf("round trip via %q: %v %+v != %+v", line, err, back, tr)
