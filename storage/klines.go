@@ -1,0 +1,192 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/klinecast/klinecast/messages"
+)
+
+// PutKlines stores closed bars, replacing any stored bar with the same
+// (symbol, interval, open time): a late-trade correction is just another
+// PutKlines. Every bar must be closed (the open bar lives in the shard and
+// its snapshot) and have a valid symbol and interval; otherwise nothing is
+// written. The bars are fsynced before PutKlines returns unless the node
+// runs with DurabilityNone, so a later SaveSnapshot never covers trades
+// whose closed bars could still be lost. Errors: ErrUnavailable (disk below
+// the reserve, write or fsync failed; nothing was acknowledged, retry
+// later: writes are idempotent), ErrClosed, argument errors.
+func (s *Store) PutKlines(ctx context.Context, ks []messages.Kline) error {
+	if len(ks) == 0 {
+		return nil
+	}
+	keyLen, valLen := 0, 0
+	for i := range ks {
+		k := &ks[i]
+		if err := checkSymbol(k.Symbol); err != nil {
+			return fmt.Errorf("storage: PutKlines[%d]: %w", i, err)
+		}
+		if !k.Interval.Valid() {
+			return fmt.Errorf("storage: PutKlines[%d] %s: invalid interval %d", i, k.Symbol, k.Interval)
+		}
+		if !k.Closed {
+			return fmt.Errorf("storage: PutKlines[%d] %s/%s/%d: bar is not closed", i, k.Symbol, k.Interval, k.OpenTime)
+		}
+		keyLen += 2 + len(k.Symbol) + 1 + 8
+		valLen += headerLen + 160 + len(k.Symbol)
+	}
+	keys := make([]byte, 0, keyLen)
+	vals := make([]byte, 0, valLen)
+	// Offsets first, slices after: appends may move the buffers.
+	type span struct{ k0, k1, v0, v1 int }
+	spans := make([]span, len(ks))
+	for i := range ks {
+		k := &ks[i]
+		sp := span{k0: len(keys), v0: len(vals)}
+		keys = appendKlineKey(keys, k.Symbol, k.Interval, k.OpenTime)
+		sp.k1 = len(keys)
+		vals = beginRecord(vals, kindKline)
+		vals = messages.AppendKlineMsgpack(vals, k)
+		sp.v1 = len(vals)
+		rec := vals[sp.v0:sp.v1]
+		sealRecord(rec, finishRecord(rec), keys[sp.k0:sp.k1])
+		spans[i] = sp
+	}
+	kvs := make([]kvOp, len(ks))
+	for i, sp := range spans {
+		kvs[i] = kvOp{key: keys[sp.k0:sp.k1], val: vals[sp.v0:sp.v1]}
+	}
+	if err := s.write(ctx, kvs, spaceFull, s.syncUnlessNone(), nil); err != nil {
+		return fmt.Errorf("storage: PutKlines (%d bars): %w", len(ks), err)
+	}
+	return nil
+}
+
+// Klines appends to dst the stored bars of (symbol, iv) whose open time is
+// in [start, end], in increasing open time, at most limit of them (limit
+// <= 0: no limit), and returns the extended slice. Elements of dst beyond
+// its length are reused. A corrupt bar fails the call with a *CorruptError.
+func (s *Store) Klines(symbol string, iv messages.Interval, start, end int64, limit int, dst []messages.Kline) ([]messages.Kline, error) {
+	if err := checkSeries(symbol, iv); err != nil {
+		return dst, err
+	}
+	if start > end {
+		return dst, nil
+	}
+	prefix := appendKlineSeriesPrefix(nil, symbol, iv)
+	err := s.read(func() error {
+		it := s.be.iter(iterOptions{prefix: prefix, prefetch: prefetchFor(limit)})
+		defer it.close()
+		n := 0
+		for it.seek(appendKlineKey(nil, symbol, iv, start)); it.valid() && (limit <= 0 || n < limit); it.next() {
+			var done bool
+			var err error
+			if dst, done, err = appendKline(it, dst, end); err != nil || done {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return dst, err
+}
+
+// LastKlines appends to dst the last limit stored bars of (symbol, iv)
+// whose open time is <= end (limit <= 0: all of them), in increasing open
+// time. It serves "most recent bars" queries (Binance klines without
+// startTime).
+func (s *Store) LastKlines(symbol string, iv messages.Interval, end int64, limit int, dst []messages.Kline) ([]messages.Kline, error) {
+	if err := checkSeries(symbol, iv); err != nil {
+		return dst, err
+	}
+	base := len(dst)
+	prefix := appendKlineSeriesPrefix(nil, symbol, iv)
+	err := s.read(func() error {
+		it := s.be.iter(iterOptions{prefix: prefix, reverse: true, prefetch: prefetchFor(limit)})
+		defer it.close()
+		n := 0
+		for it.seek(appendKlineKey(nil, symbol, iv, end)); it.valid() && (limit <= 0 || n < limit); it.next() {
+			var done bool
+			var err error
+			if dst, done, err = appendKline(it, dst, end); err != nil || done {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	slices.Reverse(dst[base:])
+	return dst, err
+}
+
+// appendKline decodes the bar under it into a new element of dst. done
+// reports a bar opening after end (the scan is over; dst is unchanged).
+func appendKline(it kvIter, dst []messages.Kline, end int64) (_ []messages.Kline, done bool, err error) {
+	key := it.key()
+	_, _, open, ok := parseKlineKey(key)
+	if !ok {
+		return dst, false, corruptf(key, "malformed kline key")
+	}
+	if open > end {
+		return dst, true, nil
+	}
+	if len(dst) < cap(dst) {
+		dst = dst[:len(dst)+1]
+	} else {
+		dst = append(dst, messages.Kline{})
+	}
+	k := &dst[len(dst)-1]
+	if err := it.value(func(v []byte) error { return decodeKlineRecord(key, v, k) }); err != nil {
+		return dst[:len(dst)-1], false, err
+	}
+	return dst, false, nil
+}
+
+func prefetchFor(limit int) int {
+	if limit > 0 && limit < 100 {
+		return limit
+	}
+	return 100
+}
+
+func checkSeries(symbol string, iv messages.Interval) error {
+	if err := checkSymbol(symbol); err != nil {
+		return err
+	}
+	if !iv.Valid() {
+		return fmt.Errorf("storage: invalid interval %d", iv)
+	}
+	return nil
+}
+
+// Symbols returns the symbols that have stored bars, sorted. It costs one
+// seek per symbol, not a scan of the bars.
+func (s *Store) Symbols() ([]string, error) {
+	var out []string
+	err := s.read(func() error {
+		var err error
+		out, err = s.symbols(context.Background())
+		return err
+	})
+	return out, err
+}
+
+func (s *Store) symbols(ctx context.Context) ([]string, error) {
+	it := s.be.iter(iterOptions{prefix: []byte{prefixKline}, keysOnly: true})
+	defer it.close()
+	var out []string
+	for it.seek([]byte{prefixKline}); it.valid(); {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		sym, _, _, ok := parseKlineKey(it.key())
+		if !ok {
+			return nil, corruptf(it.key(), "malformed kline key")
+		}
+		out = append(out, string(sym))
+		it.seek(append(appendKlineSymbolPrefix(nil, string(sym)), 0xff))
+	}
+	slices.Sort(out)
+	return out, nil
+}
