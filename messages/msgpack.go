@@ -47,10 +47,11 @@ package messages
 //
 // Integers are written in the smallest msgpack form (positive fixint,
 // uint8/16/32/64 for non-negative values; negative fixint, int8/16/32/64 for
-// negative ones), as msgpack libraries do by default: WAL records stay small
-// (a typical trade is ~45 bytes). Decoders accept every integer form whose
-// value fits the field, float32 or float64 for floats, and str8/16/32 or
-// fixstr for the symbol, so bytes written by other msgpack encoders decode too.
+// negative ones), so WAL records stay small: a BTCUSDT trade is 57 bytes,
+// against ~165 as aggTrade JSON. Decoders accept every integer form whose
+// value fits the field (vmihailenco's default fixed-width int64/uint64
+// included), float32 or float64 for floats, and fixstr or str8/16/32 for the
+// symbol, so bytes written by other msgpack encoders decode too.
 // Floats are always written as float64. Decoding never panics: truncated or
 // mistyped input yields a *DecodeError naming the field and byte offset.
 //
@@ -176,7 +177,8 @@ func mpAppendArrayLen(b []byte, n int) []byte {
 }
 
 // AppendTradeMsgpack appends the msgpack encoding of t (see the byte format
-// above) to b. It does not allocate when b has room for ~60 bytes plus the symbol.
+// above) to b. It does not allocate when b has room for 70 bytes plus the
+// symbol.
 func AppendTradeMsgpack(b []byte, t *Trade) []byte {
 	b = append(b, mpFixArray|tradeMsgpackFields)
 	b = mpAppendStr(b, t.Symbol)
