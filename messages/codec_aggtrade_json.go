@@ -78,11 +78,7 @@ func (s *jsonScan) aggTrade(t *Trade, intern SymbolInterner) error {
 		switch string(key) {
 		case "e":
 			bit, name = atSeenE, "e"
-			var raw []byte
-			var esc bool
-			if raw, esc, err = s.str(name); err == nil && (esc || !bytesEqualString(raw, "aggTrade")) {
-				err = s.fail(name, keyAt, fmt.Errorf("%w: event type %q, want \"aggTrade\"", ErrBadValue, string(raw)))
-			}
+			err = s.eventType(name, "aggTrade")
 		case "E":
 			bit, name = atSeenEventTime, "E"
 			t.EventTime, err = s.int64(name)

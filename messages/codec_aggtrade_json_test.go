@@ -21,7 +21,7 @@ func TestParseAggTradeJSON(t *testing.T) {
 		{"reordered keys and whitespace", " \n{ \"T\" : 123456785 , \"m\":true,\"q\":\"100\",\"p\":\"0.001\",\"a\":12345,\"s\":\"BNBBTC\",\"E\":123456789,\"l\":105,\"f\":100}\r\n", want},
 		{"unknown keys skipped", `{"x":{"y":[1,2,{"z":null}],"w":"\"}"},"e":"aggTrade","E":123456789,"s":"BNBBTC","a":12345,"p":"0.001","q":"100","f":100,"l":105,"T":123456785,"m":true,"M":true,"X":-1.5e-3}`, want},
 		{"lower-case symbol", `{"s":"bnbbtc","a":12345,"p":"0.001","q":"100","f":100,"l":105,"T":123456785,"m":true,"E":123456789}`, want},
-		{"escaped symbol and key", `{"\u0073":"bnb\u0062tc","a":12345,"p":"0.001","q":"100","f":100,"l":105,"T":123456785,"m":true,"E":123456789}`, want},
+		{"escaped symbol, key and event type", `{"e":"aggTr\u0061de","\u0073":"bnb\u0062tc","a":12345,"p":"0.001","q":"100","f":100,"l":105,"T":123456785,"m":true,"E":123456789}`, want},
 		{"f and l absent, m absent", `{"s":"BNBBTC","a":1,"p":"1","q":"2","T":3}`, Trade{Symbol: "BNBBTC", AggID: 1, Price: 1e8, Quantity: 2e8, FirstID: NoTradeID, LastID: NoTradeID, Time: 3}},
 		{"f and l null", `{"s":"BNBBTC","a":1,"p":"1","q":"2","T":3,"f":null,"l":null}`, Trade{Symbol: "BNBBTC", AggID: 1, Price: 1e8, Quantity: 2e8, FirstID: NoTradeID, LastID: NoTradeID, Time: 3}},
 		{"8 fraction digits, trailing zeros beyond", `{"s":"A","a":1,"p":"0.00000001","q":"1.1234567800","T":3}`, Trade{Symbol: "A", AggID: 1, Price: 1, Quantity: 112345678, FirstID: NoTradeID, LastID: NoTradeID, Time: 3}},

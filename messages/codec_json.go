@@ -442,7 +442,7 @@ func (s *jsonScan) nextKey(field string, first *bool, buf *[32]byte) (key []byte
 	return key, keyAt, true, nil
 }
 
-// decimalField reads a decimal string (a JSON number is a type error:
+// decimal reads a decimal string (a JSON number is a type error:
 // Binance sends prices as strings so that no float ever touches them).
 func (s *jsonScan) decimal(field string) (Decimal, error) {
 	at := s.i
@@ -505,6 +505,23 @@ func (s *jsonScan) floatString(field string) (float64, error) {
 		return 0, s.fail(field, at, err)
 	}
 	return f, nil
+}
+
+// eventType reads the "e" string and checks that it equals want.
+func (s *jsonScan) eventType(field, want string) error {
+	at := s.i
+	raw, esc, err := s.str(field)
+	if err != nil {
+		return err
+	}
+	var buf [32]byte
+	if esc && len(raw) <= len(buf) {
+		raw = appendUnescaped(buf[:0], raw)
+	}
+	if string(raw) != want {
+		return s.fail(field, at, fmt.Errorf("%w: event type %q, want %q", ErrBadValue, string(raw), want))
+	}
+	return nil
 }
 
 // appendJSONString appends s as a JSON string literal. Bytes >= 0x20 other

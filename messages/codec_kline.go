@@ -132,11 +132,7 @@ func ParseKlineEventJSON(b []byte, k *Kline, intern SymbolInterner) (eventTime i
 		switch string(key) {
 		case "e":
 			bit, name = 1, "e"
-			var raw []byte
-			var esc bool
-			if raw, esc, err = s.str(name); err == nil && (esc || !bytesEqualString(raw, "kline")) {
-				err = s.fail(name, keyAt, fmt.Errorf("%w: event type %q, want \"kline\"", ErrBadValue, string(raw)))
-			}
+			err = s.eventType(name, "kline")
 		case "E":
 			bit, name = 2, "E"
 			eventTime, err = s.int64(name)
