@@ -1,0 +1,151 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/klinecast/klinecast/messages"
+)
+
+// ClockMode selects what drives bar rollover when no trade does.
+type ClockMode uint8
+
+const (
+	// ClockWall ticks just after every boundary of the smallest interval,
+	// by the wall clock: live feeds.
+	ClockWall ClockMode = iota
+	// ClockEvent uses the largest trade time the node has accepted as the
+	// clock, delivered to every shard in order with the trades: replays and
+	// tests, whose results then depend only on the input.
+	ClockEvent
+)
+
+// ParseClockMode parses "wall" or "event".
+func ParseClockMode(s string) (ClockMode, error) {
+	switch s {
+	case "wall":
+		return ClockWall, nil
+	case "event":
+		return ClockEvent, nil
+	}
+	return 0, fmt.Errorf("actors: unknown clock %q (want wall or event)", s)
+}
+
+func (m ClockMode) String() string {
+	if m == ClockEvent {
+		return "event"
+	}
+	return "wall"
+}
+
+// Config configures a Node. Start it from DefaultConfig; zero fields get the
+// defaults documented on each field.
+type Config struct {
+	// Intervals aggregated for every symbol. Zero: messages.DefaultIntervals().
+	Intervals []messages.Interval
+	// Shards is the number of shard actors symbols are hashed onto. It is
+	// part of the data layout (snapshots are per shard): changing it
+	// needs an empty data dir. Zero: 64.
+	Shards int
+	// Cores is the number of pinned workers shard actors run on. Zero: all
+	// CPUs the process may use.
+	Cores int
+	// Clock selects wall-clock or event-time rollover. Zero: ClockWall.
+	Clock ClockMode
+	// ClockMargin is how long after a bar boundary the wall clock ticks.
+	// Zero: 10 ms. Negative is invalid.
+	ClockMargin time.Duration
+	// AllowedLateness: how far before its symbol's open bar a trade may be
+	// and still amend a closed bar. Zero drops every late trade (counted).
+	AllowedLateness time.Duration
+	// Symbols, when non-empty, fixes the symbol set; other symbols are
+	// rejected per trade. Empty: symbols are created on first trade.
+	Symbols []string
+	// MailboxSize bounds the trade batches queued per shard. Ingest waits
+	// up to BusyTimeout for room and then fails with ErrBusy: back-pressure
+	// reaches the producer and no accepted trade is ever dropped.
+	// Zero: 64.
+	MailboxSize int
+	// BusyTimeout is how long Ingest waits for shard mailbox room. Zero:
+	// 200 ms.
+	BusyTimeout time.Duration
+	// CheckpointInterval is how often shards checkpoint their state (in
+	// memory, or as a snapshot in the Store). Zero: 5 s.
+	CheckpointInterval time.Duration
+	// Store persists the WAL, closed bars and snapshots. Nil runs a
+	// memory-only node: closed bars are kept in memory and a restart
+	// starts empty.
+	Store Store
+	// Sink, if set, receives every Delta of every shard (after closed bars
+	// are stored). It is called on the shard's goroutine and must not block
+	// or keep the Delta.
+	Sink DeltaSink
+	// Logger receives structured logs. Nil: slog.Default()'s handler.
+	Logger *slog.Logger
+	// Now is the wall clock (trade validation and the wall clock mode).
+	// Nil: time.Now.
+	Now func() time.Time
+}
+
+// DefaultConfig returns the defaults: 64 shards, all cores, wall clock,
+// the SPEC's default intervals, memory-only.
+func DefaultConfig() Config {
+	c := Config{}
+	c.setDefaults()
+	return c
+}
+
+func (c *Config) setDefaults() {
+	if len(c.Intervals) == 0 {
+		c.Intervals = messages.DefaultIntervals()
+	}
+	if c.Shards == 0 {
+		c.Shards = 64
+	}
+	if c.ClockMargin == 0 {
+		c.ClockMargin = 10 * time.Millisecond
+	}
+	if c.MailboxSize == 0 {
+		c.MailboxSize = 64
+	}
+	if c.BusyTimeout == 0 {
+		c.BusyTimeout = 200 * time.Millisecond
+	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.Default().Handler())
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate reports an invalid configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Shards < 1 || c.Shards > 4096 {
+		errs = append(errs, fmt.Errorf("shards = %d, want 1..4096", c.Shards))
+	}
+	if c.Cores < 0 {
+		errs = append(errs, fmt.Errorf("cores = %d, want ≥ 0", c.Cores))
+	}
+	if c.ClockMargin < 0 || c.AllowedLateness < 0 || c.BusyTimeout < 0 || c.CheckpointInterval < 0 {
+		errs = append(errs, errors.New("durations must not be negative"))
+	}
+	if c.MailboxSize < 1 {
+		errs = append(errs, fmt.Errorf("mailbox size = %d, want ≥ 1", c.MailboxSize))
+	}
+	for _, iv := range c.Intervals {
+		if !iv.Valid() {
+			errs = append(errs, fmt.Errorf("%w: %v", messages.ErrUnknownInterval, iv))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("actors: invalid config: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,449 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/klinecast/klinecast/actors/aggregate"
+	"github.com/klinecast/klinecast/messages"
+)
+
+// Errors returned by Node methods; match with errors.Is.
+var (
+	// ErrBusy: shard mailboxes stayed full for Config.BusyTimeout. Nothing
+	// of the request was applied; retry later (HTTP 503 + Retry-After).
+	ErrBusy = errors.New("actors: node busy, retry later")
+	// ErrClosed: the node is shutting down or stopped.
+	ErrClosed = errors.New("actors: node closed")
+	// ErrUnknownInterval: the interval is not configured on this node.
+	ErrUnknownInterval = errors.New("actors: interval not configured")
+)
+
+// ItemError is one rejected trade of an ingest request.
+type ItemError struct {
+	Index int    `json:"index"`
+	Error string `json:"error"`
+}
+
+// IngestResult is the answer to one ingest request, given once every
+// accepted trade was applied by its shard.
+type IngestResult struct {
+	Accepted   int         `json:"accepted"`
+	Duplicates int         `json:"duplicates"`
+	LastSeq    uint64      `json:"last_seq"`
+	Rejected   []ItemError `json:"rejected"`
+}
+
+// Node is a running klinecast node: an actor system with a root guardian,
+// the ingest router, the shard supervisor and its shards, the clock, the
+// publisher and the health monitor. Its methods are safe for concurrent use.
+type Node struct {
+	cfg        Config
+	coreConfig aggregate.Config
+	log        *slog.Logger
+	system     *actor.ActorSystem
+	pool       *PinnedPool
+	klines     KlineStore
+
+	shards []*shardHandle
+	tree   *tree
+
+	root   *actor.PID
+	router *actor.PID
+
+	seq    atomic.Uint64 // last input sequence number assigned by the router
+	deltas atomic.Uint64 // deltas delivered by shards
+
+	accepted   atomic.Uint64
+	duplicates atomic.Uint64
+	rejected   atomic.Uint64
+
+	closeOnce sync.Once
+	closed    atomic.Bool
+	inflight  sync.WaitGroup // Ingest calls in progress
+	stop      context.CancelFunc
+	bg        sync.WaitGroup // background goroutines (checkpoints)
+	started   time.Time
+}
+
+// Start builds and starts a node.
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, started: time.Now()}
+	n.coreConfig = aggregate.Config{
+		Intervals:       cfg.Intervals,
+		AllowedLateness: cfg.AllowedLateness.Milliseconds(),
+	}
+	if len(cfg.Symbols) > 0 {
+		n.coreConfig.Symbols = cfg.Symbols
+	}
+	if _, err := aggregate.New(n.coreConfig); err != nil {
+		return nil, fmt.Errorf("actors: %w", err)
+	}
+	n.klines = cfg.Store
+	if n.klines == nil {
+		n.klines = newMemKlineStore()
+	}
+	pool, err := NewPinnedPool(PinnedConfig{Workers: cfg.Cores, Logger: n.log})
+	if err != nil {
+		return nil, fmt.Errorf("actors: pinned dispatcher: %w", err)
+	}
+	n.pool = pool
+	n.shards = make([]*shardHandle, cfg.Shards)
+	for i := range n.shards {
+		n.shards[i] = &shardHandle{id: i, node: n, gate: make(chan struct{}, cfg.MailboxSize)}
+	}
+	n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return n.log.With("lib", "protoactor")
+	}))
+	n.tree = newTree()
+	ready := make(chan error, 1)
+	props := actor.PropsFromProducer(func() actor.Actor { return &guardian{n: n, ready: ready} },
+		actor.WithSupervisor(restartStrategy()))
+	n.root, err = n.system.Root.SpawnNamed(props, "klinecast")
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("actors: spawn root guardian: %w", err)
+	}
+	select {
+	case err = <-ready:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if err != nil {
+		n.system.Root.StopFuture(n.root).Wait()
+		pool.Close()
+		return nil, fmt.Errorf("actors: start: %w", err)
+	}
+	bgctx, cancel := context.WithCancel(context.Background())
+	n.stop = cancel
+	n.bg.Add(1)
+	go n.checkpointLoop(bgctx)
+	n.log.Info("node started", "shards", cfg.Shards, "workers", pool.Workers(), "clock", cfg.Clock.String(),
+		"intervals", messages.FormatIntervals(cfg.Intervals))
+	return n, nil
+}
+
+// Config returns the node's effective configuration.
+func (n *Node) Config() Config { return n.cfg }
+
+// System returns the node's actor system, for embedding programs that talk
+// to the node with actor messages.
+func (n *Node) System() *actor.ActorSystem { return n.system }
+
+// IngestPID is the ingest router: send it *messages.TradeBatch with
+// RequestFuture and receive an *IngestReply.
+func (n *Node) IngestPID() *actor.PID { return n.router }
+
+// IngestReply answers a *messages.TradeBatch sent to IngestPID.
+type IngestReply struct {
+	Result IngestResult
+	Err    error
+}
+
+// Ingest validates trades, applies every valid one on its shard, and
+// answers when all of them were applied. Invalid trades are reported per
+// item in the result (by index into trades) and never applied. A trade whose
+// aggregate id its symbol already applied counts as a duplicate, so a
+// producer may retry a whole batch safely. Ingest does not retain trades.
+func (n *Node) Ingest(ctx context.Context, trades []messages.Trade) (IngestResult, error) {
+	n.inflight.Add(1)
+	defer n.inflight.Done()
+	if n.closed.Load() {
+		return IngestResult{}, ErrClosed
+	}
+	res := IngestResult{Rejected: []ItemError{}}
+	now := n.cfg.Now().UnixMilli()
+	parts := make([]*shardPart, len(n.shards))
+	var touched []*shardPart
+	var maxTime int64
+	for i := range trades {
+		t := &trades[i]
+		if err := t.Validate(now); err != nil {
+			res.Rejected = append(res.Rejected, ItemError{Index: i, Error: err.Error()})
+			continue
+		}
+		sh := shardOfFast(t.Symbol, len(n.shards))
+		p := parts[sh]
+		if p == nil {
+			p = &shardPart{reply: make(chan partResult, 1)}
+			parts[sh] = p
+			touched = append(touched, p)
+		}
+		p.trades = append(p.trades, *t)
+		p.index = append(p.index, int32(i))
+		maxTime = max(maxTime, t.Time)
+	}
+	if len(touched) > 0 {
+		if err := n.acquire(ctx, parts); err != nil {
+			return IngestResult{}, err
+		}
+		b := &ingestBatch{parts: parts, maxTime: maxTime}
+		n.system.Root.Send(n.router, b)
+		for sh, p := range parts {
+			if p == nil {
+				continue
+			}
+			select {
+			case r := <-p.reply:
+				if r.err != nil {
+					return IngestResult{}, fmt.Errorf("actors: shard %d: %w", sh, r.err)
+				}
+				res.Accepted += r.applied
+				res.Duplicates += r.duplicates
+				res.Rejected = append(res.Rejected, r.rejected...)
+			case <-ctx.Done():
+				return IngestResult{}, fmt.Errorf("actors: waiting for shard %d: %w", sh, ctx.Err())
+			}
+			res.LastSeq = p.seq
+		}
+		slices.SortFunc(res.Rejected, func(a, b ItemError) int { return a.Index - b.Index })
+	}
+	n.accepted.Add(uint64(res.Accepted))
+	n.duplicates.Add(uint64(res.Duplicates))
+	n.rejected.Add(uint64(len(res.Rejected)))
+	return res, nil
+}
+
+// acquire takes one mailbox token for every part, waiting at most
+// BusyTimeout; on failure it gives back what it took.
+func (n *Node) acquire(ctx context.Context, parts []*shardPart) error {
+	var timer *time.Timer
+	for sh, p := range parts {
+		if p == nil {
+			continue
+		}
+		gate := n.shards[sh].gate
+		select {
+		case gate <- struct{}{}:
+			continue
+		default:
+		}
+		if timer == nil {
+			timer = time.NewTimer(n.cfg.BusyTimeout)
+			defer timer.Stop()
+		}
+		select {
+		case gate <- struct{}{}:
+		case <-timer.C:
+			n.release(parts[:sh])
+			return fmt.Errorf("%w: shard %d has %d batches queued", ErrBusy, sh, cap(gate))
+		case <-ctx.Done():
+			n.release(parts[:sh])
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (n *Node) release(parts []*shardPart) {
+	for sh, p := range parts {
+		if p != nil {
+			<-n.shards[sh].gate
+		}
+	}
+}
+
+// hasInterval reports whether iv is configured.
+func (n *Node) hasInterval(iv messages.Interval) bool { return slices.Contains(n.cfg.Intervals, iv) }
+
+// Klines answers a Binance-style klines query: bars of symbol and iv with
+// open time in [start, end] (0 = unbounded), ascending, at most limit, the
+// open bar last. Without start it returns the latest limit bars.
+func (n *Node) Klines(ctx context.Context, symbol string, iv messages.Interval, start, end int64, limit int) ([]messages.Kline, error) {
+	if !n.hasInterval(iv) {
+		return nil, fmt.Errorf("%w: %s (configured: %s)", ErrUnknownInterval, iv, messages.FormatIntervals(n.cfg.Intervals))
+	}
+	if limit <= 0 {
+		limit = 500
+	}
+	open, hasOpen, err := n.openBar(ctx, symbol, iv)
+	if err != nil {
+		return nil, err
+	}
+	hi := end
+	if hi <= 0 {
+		hi = 1<<63 - 1
+	}
+	lo := start
+	if lo <= 0 {
+		// Latest `limit` bars up to hi: bars are contiguous (gaps are
+		// filled), so they start at most `limit` periods back.
+		ref := hi
+		if hasOpen && open.OpenTime < ref {
+			ref = open.OpenTime
+		}
+		lo = stepBack(iv, iv.Align(ref), limit)
+	}
+	bars, err := n.klines.Klines(symbol, iv, lo, hi, 0, nil)
+	if err != nil {
+		return nil, fmt.Errorf("actors: klines %s %s: %w", symbol, iv, err)
+	}
+	if hasOpen && open.OpenTime >= lo && open.OpenTime <= hi {
+		// The store holds closed bars only; the open one comes from the
+		// shard and is always the newest.
+		for len(bars) > 0 && bars[len(bars)-1].OpenTime >= open.OpenTime {
+			bars = bars[:len(bars)-1]
+		}
+		bars = append(bars, open)
+	}
+	if len(bars) > limit {
+		if start > 0 {
+			bars = bars[:limit]
+		} else {
+			bars = bars[len(bars)-limit:]
+		}
+	}
+	return bars, nil
+}
+
+// stepBack returns the open time k bars before open.
+func stepBack(iv messages.Interval, open int64, k int) int64 {
+	if d := iv.Fixed(); d > 0 {
+		return open - int64(k)*d
+	}
+	t := time.UnixMilli(open).UTC()
+	return t.AddDate(0, -k, 0).UnixMilli()
+}
+
+func (n *Node) openBar(ctx context.Context, symbol string, iv messages.Interval) (messages.Kline, bool, error) {
+	if n.closed.Load() {
+		return messages.Kline{}, false, ErrClosed
+	}
+	h := n.shards[shardOfFast(symbol, len(n.shards))]
+	reply := make(chan openBarReply, 1)
+	h.send(n.system, &openBarQuery{symbol: symbol, iv: iv, reply: reply})
+	select {
+	case r := <-reply:
+		return r.bar, r.ok, nil
+	case <-ctx.Done():
+		return messages.Kline{}, false, fmt.Errorf("actors: open bar of %s from shard %d: %w", symbol, h.id, ctx.Err())
+	}
+}
+
+// Symbols returns every symbol with state on this node, sorted.
+func (n *Node) Symbols(ctx context.Context) ([]string, error) {
+	if n.closed.Load() {
+		return nil, ErrClosed
+	}
+	replies := make(chan []string, len(n.shards))
+	for _, h := range n.shards {
+		h.send(n.system, &symbolsQuery{reply: replies})
+	}
+	var out []string
+	for range n.shards {
+		select {
+		case s := <-replies:
+			out = append(out, s...)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("actors: symbols: %w", ctx.Err())
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// Stats are node-wide counters.
+type Stats struct {
+	Accepted   uint64 `json:"accepted"`
+	Duplicates uint64 `json:"duplicates"`
+	Rejected   uint64 `json:"rejected"`
+	Deltas     uint64 `json:"deltas"`
+	LastSeq    uint64 `json:"last_seq"`
+	Restarts   int64  `json:"shard_restarts"`
+}
+
+// Stats returns the node's counters.
+func (n *Node) Stats() Stats {
+	s := Stats{Accepted: n.accepted.Load(), Duplicates: n.duplicates.Load(), Rejected: n.rejected.Load(),
+		Deltas: n.deltas.Load(), LastSeq: n.seq.Load()}
+	for _, h := range n.shards {
+		s.Restarts += h.restarts.Load()
+	}
+	return s
+}
+
+// InjectShardPanic makes shard i panic (a fault drill): supervision
+// restarts it from its checkpoint and the inputs applied since.
+func (n *Node) InjectShardPanic(i int, reason string) error {
+	if i < 0 || i >= len(n.shards) {
+		return fmt.Errorf("actors: no shard %d", i)
+	}
+	n.shards[i].send(n.system, &PanicShard{Reason: reason})
+	return nil
+}
+
+// Checkpoint makes every shard checkpoint now and waits for them.
+func (n *Node) Checkpoint(ctx context.Context) error {
+	done := make(chan error, len(n.shards))
+	for _, h := range n.shards {
+		h.send(n.system, &checkpointNow{done: done})
+	}
+	var errs []error
+	for range n.shards {
+		select {
+		case err := <-done:
+			errs = append(errs, err)
+		case <-ctx.Done():
+			return fmt.Errorf("actors: checkpoint: %w", ctx.Err())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (n *Node) checkpointLoop(ctx context.Context) {
+	defer n.bg.Done()
+	t := time.NewTicker(n.cfg.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			cctx, cancel := context.WithTimeout(ctx, n.cfg.CheckpointInterval)
+			if err := n.Checkpoint(cctx); err != nil && ctx.Err() == nil {
+				n.log.Warn("periodic checkpoint failed", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// Close shuts the node down gracefully: new ingest is refused, in-flight
+// requests finish, every shard drains its mailbox and checkpoints, then the
+// actor tree stops. It does not close Config.Store (the caller owns it).
+func (n *Node) Close(ctx context.Context) error {
+	var err error
+	n.closeOnce.Do(func() {
+		n.closed.Store(true)
+		n.stop()
+		n.bg.Wait()
+		waited := make(chan struct{})
+		go func() { n.inflight.Wait(); close(waited) }()
+		select {
+		case <-waited:
+		case <-ctx.Done():
+			err = fmt.Errorf("actors: close: in-flight ingest: %w", ctx.Err())
+		}
+		if cerr := n.Checkpoint(ctx); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+		if serr := n.system.Root.StopFuture(n.root).Wait(); serr != nil {
+			err = errors.Join(err, fmt.Errorf("actors: stop actor tree: %w", serr))
+		}
+		n.pool.Close()
+		n.log.Info("node stopped", "accepted", n.accepted.Load(), "uptime", time.Since(n.started).Round(time.Millisecond))
+	})
+	return err
+}

@@ -1,0 +1,261 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/klinecast/klinecast/actors/aggregate"
+	"github.com/klinecast/klinecast/internal/gen"
+	"github.com/klinecast/klinecast/messages"
+)
+
+// genTrades returns n generated trades over nsym symbols in time order.
+func genTrades(t testing.TB, nsym int, n int64, span time.Duration, seed uint64) []messages.Trade {
+	t.Helper()
+	g, err := gen.New(gen.Config{Symbols: gen.Symbols(nsym), Trades: n, Span: span, Seed: seed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []messages.Trade
+	var tr messages.Trade
+	for g.Next(&tr) {
+		out = append(out, tr)
+	}
+	return out
+}
+
+func testNode(t testing.TB, cfg Config) *Node {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	n, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.Close(ctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return n
+}
+
+// ingestAll sends trades in batches and checks every trade was accepted.
+func ingestAll(t testing.TB, n *Node, trades []messages.Trade, batch int, between func(i int)) {
+	t.Helper()
+	ctx := context.Background()
+	for i := 0; i < len(trades); i += batch {
+		end := min(i+batch, len(trades))
+		res, err := n.Ingest(ctx, trades[i:end])
+		if err != nil {
+			t.Fatalf("ingest batch at %d: %v", i, err)
+		}
+		if res.Accepted != end-i || len(res.Rejected) != 0 {
+			t.Fatalf("ingest batch at %d: %+v", i, res)
+		}
+		if between != nil {
+			between(i / batch)
+		}
+	}
+}
+
+// requireMatchesOffline compares every symbol's bars on the node with an
+// Offline aggregation of the same trades: identical from the first to the
+// last trade's bar, then only empty bars at the last close up to the clock.
+func requireMatchesOffline(t testing.TB, n *Node, trades []messages.Trade) {
+	t.Helper()
+	bySym := map[string][]messages.Trade{}
+	for _, tr := range trades {
+		bySym[tr.Symbol] = append(bySym[tr.Symbol], tr)
+	}
+	ctx := context.Background()
+	for sym, ts := range bySym {
+		off := aggregate.NewOffline(sym, n.cfg.Intervals)
+		for i := range ts {
+			if err := off.Add(&ts[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, iv := range n.cfg.Intervals {
+			want := off.Klines(iv)
+			got, err := n.Klines(ctx, sym, iv, want[0].OpenTime, 0, 1<<30)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) < len(want) {
+				t.Fatalf("%s %s: node has %d bars, offline %d", sym, iv, len(got), len(want))
+			}
+			for i := range got {
+				g := got[i]
+				if i >= len(want) {
+					if !g.Empty() || g.Close != want[len(want)-1].Close {
+						t.Fatalf("%s %s bar %d after the last trade is not an empty bar at the last close: %+v", sym, iv, i, g)
+					}
+					continue
+				}
+				if d := klineDiff(g, want[i]); d != "" {
+					t.Fatalf("%s %s bar %d (%s): %s", sym, iv, i, time.UnixMilli(g.OpenTime).UTC(), d)
+				}
+				if wantClosed := i < len(got)-1; g.Closed != wantClosed {
+					t.Fatalf("%s %s bar %d: closed=%v, want %v", sym, iv, i, g.Closed, wantClosed)
+				}
+			}
+		}
+	}
+}
+
+// klineDiff compares bars exactly, except quote volumes (float sums,
+// 1e-9 relative) and the closed flag.
+func klineDiff(a, b messages.Kline) string {
+	if !relClose(a.QuoteVolume, b.QuoteVolume) || !relClose(a.TakerBuyQuoteVolume, b.TakerBuyQuoteVolume) {
+		return fmt.Sprintf("quote volumes %v/%v, want %v/%v", a.QuoteVolume, a.TakerBuyQuoteVolume, b.QuoteVolume, b.TakerBuyQuoteVolume)
+	}
+	a.QuoteVolume, a.TakerBuyQuoteVolume, a.Closed = b.QuoteVolume, b.TakerBuyQuoteVolume, b.Closed
+	if a != b {
+		return fmt.Sprintf("\n got %+v\nwant %+v", a, b)
+	}
+	return ""
+}
+
+func relClose(a, b float64) bool {
+	return a == b || math.Abs(a-b) <= 1e-9*math.Max(math.Abs(a), math.Abs(b))
+}
+
+func eventConfig() Config {
+	return Config{Clock: ClockEvent, Shards: 8, Intervals: messages.AllIntervals()[1:]} // all but 1s: days of data
+}
+
+func TestNodeEventClockMatchesOffline(t *testing.T) {
+	trades := genTrades(t, 12, 30_000, 10*24*time.Hour, 1)
+	n := testNode(t, eventConfig())
+	ingestAll(t, n, trades, 500, nil)
+	requireMatchesOffline(t, n, trades)
+	syms, err := n.Symbols(context.Background())
+	if err != nil || len(syms) != 12 {
+		t.Fatalf("symbols %v, %v", syms, err)
+	}
+}
+
+func TestNodeDuplicatesAreIdempotent(t *testing.T) {
+	trades := genTrades(t, 4, 4_000, 24*time.Hour, 2)
+	n := testNode(t, eventConfig())
+	ingestAll(t, n, trades, 250, nil)
+	// A producer retrying every batch: nothing changes, all are duplicates.
+	res, err := n.Ingest(context.Background(), trades[:1000])
+	if err != nil || res.Accepted != 0 || res.Duplicates != 1000 {
+		t.Fatalf("retry: %+v, %v", res, err)
+	}
+	requireMatchesOffline(t, n, trades)
+}
+
+// TestNodeShardPanicChangesNothing injects panics into shards mid-stream
+// (between batches and with batches queued behind the panic) and requires
+// exactly the klines of an undisturbed run.
+func TestNodeShardPanicChangesNothing(t *testing.T) {
+	trades := genTrades(t, 16, 20_000, 5*24*time.Hour, 3)
+	cfg := eventConfig()
+	n := testNode(t, cfg)
+	ingestAll(t, n, trades, 400, func(batch int) {
+		switch batch % 7 {
+		case 2:
+			if err := n.InjectShardPanic(batch%cfg.Shards, "drill"); err != nil {
+				t.Fatal(err)
+			}
+		case 4:
+			if err := n.Checkpoint(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	requireMatchesOffline(t, n, trades)
+	var restarts int64
+	for _, a := range n.Actors() {
+		if a.Kind == "shard" {
+			restarts += a.Restarts
+			if a.Restarts > 0 && a.LastFailure == "" {
+				t.Errorf("%s restarted without a recorded failure", a.Name)
+			}
+		}
+	}
+	if restarts == 0 {
+		t.Fatal("no shard restarted: the drill did not run")
+	}
+}
+
+func TestNodeRejectsInvalidTradesPerItem(t *testing.T) {
+	n := testNode(t, Config{Clock: ClockEvent, Shards: 2, Symbols: []string{"BTCUSDT"}})
+	base := messages.Trade{Symbol: "BTCUSDT", AggID: 1, Price: 100, Quantity: 1, FirstID: 1, LastID: 1, Time: time.Now().UnixMilli()}
+	bad := []messages.Trade{base, base, base, base, base}
+	bad[1].Price = 0
+	bad[2].Time = 123
+	bad[3].Symbol = "ETHUSDT"
+	bad[3].AggID = 2
+	bad[4].AggID = 3
+	res, err := n.Ingest(context.Background(), bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Accepted != 2 || len(res.Rejected) != 3 {
+		t.Fatalf("result %+v", res)
+	}
+	for i, want := range []int{1, 2, 3} {
+		if res.Rejected[i].Index != want || res.Rejected[i].Error == "" {
+			t.Fatalf("rejected[%d] = %+v, want index %d", i, res.Rejected[i], want)
+		}
+	}
+}
+
+func TestNodeActorTree(t *testing.T) {
+	n := testNode(t, Config{Clock: ClockEvent, Shards: 4})
+	infos := n.Actors()
+	kinds := map[string]int{}
+	parents := map[string]string{}
+	for _, a := range infos {
+		kinds[a.Kind]++
+		parents[a.Name] = a.Parent
+	}
+	for kind, want := range map[string]int{"guardian": 1, "router": 1, "supervisor": 1, "shard": 4, "clock": 1, "health-monitor": 1} {
+		if kinds[kind] != want {
+			t.Errorf("%d actors of kind %s, want %d (tree %+v)", kinds[kind], kind, want, infos)
+		}
+	}
+	if parents["shard-03"] != "shards" || parents["shards"] != "klinecast" || parents["ingest"] != "klinecast" {
+		t.Errorf("parents %v", parents)
+	}
+}
+
+func TestNodeClosedRefusesIngest(t *testing.T) {
+	n, err := Start(context.Background(), Config{Shards: 2, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Ingest(context.Background(), nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("ingest after close: %v", err)
+	}
+}
+
+func TestShardOfIsStable(t *testing.T) {
+	for _, sym := range []string{"BTCUSDT", "ETHUSDT", "X", "PEPEUSDT", ""} {
+		if a, b := ShardOf(sym, 64), shardOfFast(sym, 64); a != b {
+			t.Fatalf("%s: ShardOf %d, shardOfFast %d", sym, a, b)
+		}
+	}
+	// The mapping is part of the data layout (snapshots are per shard):
+	// pin a few values so a change of hash cannot slip in.
+	for sym, want := range map[string]int{"BTCUSDT": 44, "ETHUSDT": 48, "PEPEUSDT": 33} {
+		if got := ShardOf(sym, 64); got != want {
+			t.Errorf("ShardOf(%s, 64) = %d, want %d", sym, got, want)
+		}
+	}
+}
