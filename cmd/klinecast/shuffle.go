@@ -82,11 +82,12 @@ func (s *shuffler) add(out int, row []byte) error {
 // finish writes every queued row to its output and removes the temp files.
 func (s *shuffler) finish() error {
 	defer s.close()
+	// Offsets fit 32 bits: a bucket holds about bucketRows short rows.
 	type rec struct {
-		out      int
-		off, end int
+		out, off, end uint32
 	}
 	var recs []rec
+	var buf []byte // reused for every spilled bucket: one bucket in memory at a time
 	for i := range s.buckets {
 		b := &s.buckets[i]
 		data := b.mem
@@ -94,8 +95,15 @@ func (s *shuffler) finish() error {
 			if err := b.w.Flush(); err != nil {
 				return fmt.Errorf("shuffle: %w", err)
 			}
-			var err error
-			if data, err = os.ReadFile(b.f.Name()); err != nil {
+			st, err := b.f.Stat()
+			if err != nil {
+				return fmt.Errorf("shuffle: %w", err)
+			}
+			if int64(cap(buf)) < st.Size() {
+				buf = make([]byte, st.Size())
+			}
+			data = buf[:st.Size()]
+			if _, err := b.f.ReadAt(data, 0); err != nil {
 				return fmt.Errorf("shuffle: %w", err)
 			}
 		}
@@ -104,7 +112,7 @@ func (s *shuffler) finish() error {
 			out, n := binary.Uvarint(data[off:])
 			l, m := binary.Uvarint(data[off+n:])
 			start := off + n + m
-			recs = append(recs, rec{out: int(out), off: start, end: start + int(l)})
+			recs = append(recs, rec{out: uint32(out), off: uint32(start), end: uint32(start + int(l))})
 			off = start + int(l)
 		}
 		s.rng.Shuffle(len(recs), func(i, j int) { recs[i], recs[j] = recs[j], recs[i] })
