@@ -138,6 +138,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 // Config returns the node's effective configuration.
 func (n *Node) Config() Config { return n.cfg }
 
+// Workers returns the number of pinned workers the shards run on.
+func (n *Node) Workers() int { return n.pool.Workers() }
+
 // System returns the node's actor system, for embedding programs that talk
 // to the node with actor messages.
 func (n *Node) System() *actor.ActorSystem { return n.system }
@@ -157,17 +160,43 @@ type IngestReply struct {
 // item in the result (by index into trades) and never applied. A trade whose
 // aggregate id its symbol already applied counts as a duplicate, so a
 // producer may retry a whole batch safely. Ingest does not retain trades.
+//
+// Per symbol, trades must arrive in aggregate-id order (as an exchange feed
+// delivers them): a lower id than one already applied is a duplicate.
+// Concurrent Ingest calls are ordered by the router in the order they
+// reach it; a producer that needs its own requests kept in order while
+// several are in flight uses IngestAsync.
 func (n *Node) Ingest(ctx context.Context, trades []messages.Trade) (IngestResult, error) {
+	return n.IngestAsync(ctx, trades).Wait(ctx)
+}
+
+// IngestCall is an ingest request in flight.
+type IngestCall struct {
+	n     *Node
+	res   IngestResult
+	parts []*shardPart
+	err   error
+	done  func()
+}
+
+// IngestAsync starts an ingest request and returns once the request is
+// ordered behind every request this goroutine started before: requests
+// started one after another by one goroutine are applied in that order.
+// Wait collects the result. It blocks only for back-pressure (full shard
+// mailboxes, up to Config.BusyTimeout).
+func (n *Node) IngestAsync(ctx context.Context, trades []messages.Trade) *IngestCall {
 	n.inflight.Add(1)
-	defer n.inflight.Done()
+	call := &IngestCall{n: n, done: n.inflight.Done}
 	if n.closed.Load() {
-		return IngestResult{}, ErrClosed
+		call.err = ErrClosed
+		return call
 	}
-	res := IngestResult{Rejected: []ItemError{}}
+	res := &call.res
+	res.Rejected = []ItemError{}
 	now := n.cfg.Now().UnixMilli()
 	parts := make([]*shardPart, len(n.shards))
-	var touched []*shardPart
 	var maxTime int64
+	touched := 0
 	for i := range trades {
 		t := &trades[i]
 		if err := t.Validate(now); err != nil {
@@ -179,37 +208,54 @@ func (n *Node) Ingest(ctx context.Context, trades []messages.Trade) (IngestResul
 		if p == nil {
 			p = &shardPart{reply: make(chan partResult, 1)}
 			parts[sh] = p
-			touched = append(touched, p)
+			touched++
 		}
 		p.trades = append(p.trades, *t)
 		p.index = append(p.index, int32(i))
 		maxTime = max(maxTime, t.Time)
 	}
-	if len(touched) > 0 {
-		if err := n.acquire(ctx, parts); err != nil {
-			return IngestResult{}, err
-		}
-		b := &ingestBatch{parts: parts, maxTime: maxTime}
-		n.system.Root.Send(n.router, b)
-		for sh, p := range parts {
-			if p == nil {
-				continue
-			}
-			select {
-			case r := <-p.reply:
-				if r.err != nil {
-					return IngestResult{}, fmt.Errorf("actors: shard %d: %w", sh, r.err)
-				}
-				res.Accepted += r.applied
-				res.Duplicates += r.duplicates
-				res.Rejected = append(res.Rejected, r.rejected...)
-			case <-ctx.Done():
-				return IngestResult{}, fmt.Errorf("actors: waiting for shard %d: %w", sh, ctx.Err())
-			}
-			res.LastSeq = p.seq
-		}
-		slices.SortFunc(res.Rejected, func(a, b ItemError) int { return a.Index - b.Index })
+	if touched == 0 {
+		return call
 	}
+	if err := n.acquire(ctx, parts); err != nil {
+		call.err = err
+		return call
+	}
+	call.parts = parts
+	n.system.Root.Send(n.router, &ingestBatch{parts: parts, maxTime: maxTime})
+	return call
+}
+
+// Wait returns the request's result once every shard applied its part.
+// Call it exactly once per IngestCall.
+func (c *IngestCall) Wait(ctx context.Context) (IngestResult, error) {
+	if c.done != nil {
+		defer c.done()
+		c.done = nil
+	}
+	if c.err != nil {
+		return IngestResult{}, c.err
+	}
+	res := c.res
+	for sh, p := range c.parts {
+		if p == nil {
+			continue
+		}
+		select {
+		case r := <-p.reply:
+			if r.err != nil {
+				return IngestResult{}, fmt.Errorf("actors: shard %d: %w", sh, r.err)
+			}
+			res.Accepted += r.applied
+			res.Duplicates += r.duplicates
+			res.Rejected = append(res.Rejected, r.rejected...)
+		case <-ctx.Done():
+			return IngestResult{}, fmt.Errorf("actors: waiting for shard %d: %w", sh, ctx.Err())
+		}
+		res.LastSeq = p.seq
+	}
+	slices.SortFunc(res.Rejected, func(a, b ItemError) int { return a.Index - b.Index })
+	n := c.n
 	n.accepted.Add(uint64(res.Accepted))
 	n.duplicates.Add(uint64(res.Duplicates))
 	n.rejected.Add(uint64(len(res.Rejected)))

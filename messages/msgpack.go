@@ -43,7 +43,8 @@ package messages
 //	  last_trade_id                int
 //	  closed                       bool
 //
-//	TradeBatch fixarray(2)  [seq uint, trades array(n) of Trade]
+//	TradeBatch fixarray(4)  [seq uint, tick_before int, tick_after int,
+//	                         trades array(n) of Trade]
 //
 // Integers are written in the smallest msgpack form (positive fixint,
 // uint8/16/32/64 for non-negative values; negative fixint, int8/16/32/64 for
@@ -95,7 +96,7 @@ const (
 const (
 	tradeMsgpackFields = 9
 	klineMsgpackFields = 18
-	batchMsgpackFields = 2
+	batchMsgpackFields = 4
 )
 
 // minTradeMsgpackSize is the smallest possible encoded Trade (array header,
@@ -196,6 +197,8 @@ func AppendTradeMsgpack(b []byte, t *Trade) []byte {
 func AppendTradeBatchMsgpack(b []byte, tb *TradeBatch) []byte {
 	b = append(b, mpFixArray|batchMsgpackFields)
 	b = mpAppendUint(b, tb.Seq)
+	b = mpAppendInt(b, tb.TickBefore)
+	b = mpAppendInt(b, tb.TickAfter)
 	b = mpAppendArrayLen(b, len(tb.Trades))
 	for i := range tb.Trades {
 		b = AppendTradeMsgpack(b, &tb.Trades[i])
@@ -544,6 +547,14 @@ func DecodeTradeBatchMsgpackInterned(b []byte, tb *TradeBatch, intern SymbolInte
 	if err != nil {
 		return err
 	}
+	before, err := d.int("tick_before")
+	if err != nil {
+		return err
+	}
+	after, err := d.int("tick_after")
+	if err != nil {
+		return err
+	}
 	at := d.i
 	n, err := d.arrayLen("trades")
 	if err != nil {
@@ -559,7 +570,7 @@ func DecodeTradeBatchMsgpackInterned(b []byte, tb *TradeBatch, intern SymbolInte
 	} else {
 		tb.Trades = tb.Trades[:n]
 	}
-	tb.Seq = seq
+	tb.Seq, tb.TickBefore, tb.TickAfter = seq, before, after
 	d.format = "msgpack trade batch item"
 	for i := range n {
 		// Reuse the symbol that sat in this slot before, or else the

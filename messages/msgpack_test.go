@@ -317,7 +317,7 @@ func TestTradeBatchMsgpackErrors(t *testing.T) {
 	good := AppendTradeBatchMsgpack(nil, &tb)
 	var dst TradeBatch
 	// Hostile count: 2^32-1 trades announced in a tiny input.
-	err := DecodeTradeBatchMsgpack([]byte{0x92, 0x01, 0xdd, 0xff, 0xff, 0xff, 0xff, 0x99}, &dst)
+	err := DecodeTradeBatchMsgpack([]byte{0x94, 0x01, 0x00, 0x00, 0xdd, 0xff, 0xff, 0xff, 0xff, 0x99}, &dst)
 	if !errors.Is(err, ErrTruncated) || cap(dst.Trades) != 0 {
 		t.Fatalf("hostile count: %v (cap %d)", err, cap(dst.Trades))
 	}
@@ -327,7 +327,7 @@ func TestTradeBatchMsgpackErrors(t *testing.T) {
 	}
 	// A bad second trade names its index.
 	bad := bytes.Clone(good)
-	second := 3 + len(AppendTradeMsgpack(nil, &tb.Trades[0]))
+	second := 5 + len(AppendTradeMsgpack(nil, &tb.Trades[0])) // fixarray, seq, two ticks, array length
 	bad[second+1] = 0x05 // its symbol is now an int
 	err = DecodeTradeBatchMsgpack(bad, &dst)
 	var de *DecodeError

@@ -108,7 +108,13 @@ func NormalizeSymbol(s string) string {
 
 // TradeBatch is a group of trades travelling together (ingest → shard, WAL
 // record). Seq is the WAL sequence number once the batch is durable, 0 before.
+// TickBefore and TickAfter are the clock times (ms, 0 = none) the shard
+// ticked to before and after applying the trades: recording them makes a
+// replay of the WAL take exactly the decisions (late or not) the live shard
+// took.
 type TradeBatch struct {
-	Seq    uint64
-	Trades []Trade
+	Seq        uint64
+	TickBefore int64
+	TickAfter  int64
+	Trades     []Trade
 }

@@ -167,6 +167,7 @@ type Core struct {
 	// nextClose is a lower bound of every open bar's CloseTime: Tick does
 	// nothing while the watermark has not passed it.
 	nextClose int64
+	nextPrune int64 // watermark at which recent is pruned next
 
 	pending *Delta
 	spare   []*Delta
@@ -429,7 +430,12 @@ func (c *Core) Tick(now int64) {
 		next = min(next, s.minClose)
 	}
 	c.nextClose = next
-	c.pruneRecent()
+	if c.recent != nil && c.watermark >= c.nextPrune {
+		// Pruning walks the whole window: do it once per half window of
+		// clock progress, not on every tick.
+		c.pruneRecent()
+		c.nextPrune = c.watermark + max(c.lateness/2, messages.Second)
+	}
 }
 
 // rollSymbol rolls every interval of slot whose open bar ends before now.
