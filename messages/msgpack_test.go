@@ -328,7 +328,7 @@ func TestTradeBatchMsgpackErrors(t *testing.T) {
 	// A bad second trade names its index.
 	bad := bytes.Clone(good)
 	second := 5 + len(AppendTradeMsgpack(nil, &tb.Trades[0])) // fixarray, seq, two ticks, array length
-	bad[second+1] = 0x05 // its symbol is now an int
+	bad[second+1] = 0x05                                      // its symbol is now an int
 	err = DecodeTradeBatchMsgpack(bad, &dst)
 	var de *DecodeError
 	if !errors.As(err, &de) || de.Field != "trades[1].s" || de.Offset != second+1 {
