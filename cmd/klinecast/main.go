@@ -70,7 +70,7 @@ func commandTable() map[string]command {
 		c, ok := v.Method(i).Interface().(func() command)
 		if !ok {
 			// A method with another signature is a programming error in a
-			// cmd_*.go file, caught by TestCommandTable.
+			// cmd_*.go file, caught by TestCLICommandTable.
 			panic(fmt.Sprintf("klinecast: commands.%s must have type func() command", m.Name))
 		}
 		out[strings.ToLower(m.Name)] = c()

@@ -37,8 +37,8 @@ type refTrade struct {
 	buyerMaker  bool
 }
 
-// refUnit is 1e8: one unit is 1e8 fixed-point ticks.
-var refUnit = big.NewInt(100_000_000)
+// refUnit returns 1e8: one unit is 1e8 fixed-point ticks.
+func refUnit() *big.Int { return big.NewInt(100_000_000) }
 
 // refFixed parses a decimal string exactly and returns it in 1e-8 units;
 // ok is false if it is not a decimal or has more than 8 fraction digits.
@@ -47,7 +47,7 @@ func refFixed(s string) (*big.Int, bool) {
 	if !ok {
 		return nil, false
 	}
-	r.Mul(r, new(big.Rat).SetInt(refUnit))
+	r.Mul(r, new(big.Rat).SetInt(refUnit()))
 	if !r.IsInt() {
 		return nil, false
 	}
@@ -66,7 +66,7 @@ func refFormat(v *big.Int) string {
 
 // refFloat returns v·10^-16 as the nearest float64.
 func refFloat(v *big.Int) float64 {
-	f, _ := new(big.Rat).SetFrac(v, new(big.Int).Mul(refUnit, refUnit)).Float64()
+	f, _ := new(big.Rat).SetFrac(v, new(big.Int).Mul(refUnit(), refUnit())).Float64()
 	return f
 }
 
@@ -128,16 +128,21 @@ func refSort(trades []refTrade) []refTrade {
 	return sorted
 }
 
-// refIntervals are the 16 intervals with their Go duration (0 for the
+// refInterval is an interval's name and Go duration (0 for the
 // calendar-aligned 3d, 1w and 1M, handled by refAlign).
-var refIntervals = []struct {
+type refInterval struct {
 	name string
 	d    time.Duration
-}{
-	{"1s", time.Second}, {"1m", time.Minute}, {"3m", 3 * time.Minute}, {"5m", 5 * time.Minute},
-	{"15m", 15 * time.Minute}, {"30m", 30 * time.Minute}, {"1h", time.Hour}, {"2h", 2 * time.Hour},
-	{"4h", 4 * time.Hour}, {"6h", 6 * time.Hour}, {"8h", 8 * time.Hour}, {"12h", 12 * time.Hour},
-	{"1d", 24 * time.Hour}, {"3d", 0}, {"1w", 0}, {"1M", 0},
+}
+
+// refIntervals returns the 16 intervals.
+func refIntervals() []refInterval {
+	return []refInterval{
+		{"1s", time.Second}, {"1m", time.Minute}, {"3m", 3 * time.Minute}, {"5m", 5 * time.Minute},
+		{"15m", 15 * time.Minute}, {"30m", 30 * time.Minute}, {"1h", time.Hour}, {"2h", 2 * time.Hour},
+		{"4h", 4 * time.Hour}, {"6h", 6 * time.Hour}, {"8h", 8 * time.Hour}, {"12h", 12 * time.Hour},
+		{"1d", 24 * time.Hour}, {"3d", 0}, {"1w", 0}, {"1M", 0},
+	}
 }
 
 // refAlign returns the open time of the bar of interval name that holds
@@ -313,7 +318,7 @@ func refCompareFile(t *testing.T, path string, want []*refBar) {
 		}{{7, "quote_volume", w.quoteF, w.quote}, {10, "taker_buy_quote_volume", w.takerQF, w.takerQuote}} {
 			got, err := strconv.ParseFloat(f[c.col], 64)
 			if err != nil || !isDecimal8(f[c.col]) || math.Abs(got-c.want) > 1e-9*c.want+0.5e-8 {
-				fail(i, "%s %s, want %s (±1e-9 relative)", c.name, f[c.col], new(big.Rat).SetFrac(c.v, new(big.Int).Mul(refUnit, refUnit)).FloatString(16))
+				fail(i, "%s %s, want %s (±1e-9 relative)", c.name, f[c.col], new(big.Rat).SetFrac(c.v, new(big.Int).Mul(refUnit(), refUnit())).FloatString(16))
 			}
 		}
 		if f[11] != "0" {
