@@ -1,5 +1,231 @@
 // Package storage owns everything klinecast keeps on disk: the trade WAL,
-// the closed-kline store, shard snapshots and consumer checkpoints, on badger.
+// the closed-kline store, shard snapshots and consumer checkpoints (SPEC §4).
+// It is a concrete facade, *Store, over a narrow key-value backend: badger
+// (github.com/dgraph-io/badger/v4) in production, an in-memory B-tree for
+// tests (Config.InMemory). Both pass the same conformance tests.
 //
-// storage may import messages only; it must never import actors, cluster or cmd.
+// # Imports
+//
+// storage imports the standard library, messages and third-party modules
+// only. It must never import actors, cluster, cmd or any other klinecast
+// package (enforced by TestImportsContract).
+//
+// # Using it
+//
+//	s, err := storage.Open(ctx, storage.DefaultConfig(dataDir)) // ErrLocked if in use
+//	// recovery, per shard:
+//	covered, blob, ok, err := s.LoadSnapshot(shard)   // restore the shard from blob
+//	err = s.ReplayWAL(ctx, shard, covered, apply)     // then the WAL tail, in order
+//	// ingest: durable before the 200
+//	seq, err := s.AppendBatch(ctx, shard, &batch)     // ErrUnavailable -> 503
+//	// flush (closed bars first, then the snapshot that covers them):
+//	err = s.PutKlines(ctx, closedBars)
+//	err = s.SaveSnapshot(ctx, shard, lastAppliedSeq, encodedShardState)
+//	_, err = s.TruncateWAL(ctx, shard, lastAppliedSeq)
+//	// serving:
+//	bars, err := s.Klines(sym, iv, start, end, limit, bars[:0])
+//	err = s.PutCheckpoint(ctx, consumer, ackedSeq)
+//	err = s.Close()
+//
+// ReplayWALAll replays every shard merged in global sequence order, for a
+// node that must see trades in exactly their original interleaving.
+//
+// # Sequence numbers
+//
+// AppendBatch assigns each record a sequence number, global across shards:
+// it starts at 1, strictly increases in commit order and never repeats,
+// even after restarts or after every record was truncated (the high-water
+// mark is stored in meta/seqs and recovered from the WAL keys and the
+// snapshots' covered sequences, whichever is largest). Numbers are dense
+// unless an append failed. Within one shard, records replay in sequence
+// order; appends from one goroutine get increasing numbers.
+//
+// # Durability
+//
+// Config.Durability selects when AppendBatch returns:
+//
+//   - sync (default): after an fsync covering the record. Concurrent
+//     appends are committed together: one backend write and one fsync per
+//     group (group commit). A group is whatever queued while the previous
+//     group was being written and fsynced, up to 1024 requests or
+//     Config.MaxGroupBytes.
+//   - batch: after the write; a background goroutine fsyncs every
+//     Config.SyncInterval (default 10 ms) if anything was written. A power
+//     loss can lose up to about one interval of acknowledged batches (a
+//     process crash cannot: the data is in the page cache). If a periodic
+//     fsync fails, appends fail with ErrUnavailable until one succeeds.
+//   - none: no fsync until Close.
+//
+// Independently of the mode, SaveSnapshot and PutCheckpoint are fsynced
+// before they return, and PutKlines, TruncateWAL and DeleteCheckpoint are
+// fsynced unless the mode is none. Stats().DurableSeq is the last sequence
+// known to be fsynced.
+//
+// # Failures
+//
+// A write that cannot be made durable fails with an error wrapping
+// ErrUnavailable (and the underlying error, e.g. syscall.ENOSPC or EIO);
+// ingest answers 503. Nothing acknowledged before is affected, reads keep
+// working, and writes succeed again once the cause is gone: there is no
+// sticky failed state except batch mode's (above), which clears at the
+// next successful periodic fsync.
+//
+// When the write or fsync of a group fails, its appends fail and their
+// records are deleted (best effort), so this process never replays them.
+// After a crash such a record may still be present and replayed: a failed
+// append means "not acknowledged", not "certainly absent". The actor layer
+// deduplicates by aggregate trade id.
+//
+// Full disk: badger writes its value log and memtable log through
+// memory-mapped, sparsely allocated files, so a truly full file system
+// kills the process with SIGBUS inside badger instead of returning ENOSPC
+// (verified on a full tmpfs). The Store therefore keeps a free-space
+// reserve (Config.DiskReserve, default 2 value-log files + 12 memtables +
+// 32 MiB = 256 MiB): below it, AppendBatch and PutKlines fail with
+// ErrUnavailable; below half of it SaveSnapshot and PutCheckpoint do too;
+// deletions (TruncateWAL) always proceed, since they are how space comes
+// back. Free space is checked with statfs once per group commit (Linux;
+// elsewhere the check is skipped).
+//
+// Config.Faults (a FaultInjector) fails writes and fsyncs on demand, for
+// tests of these paths in this package and above it.
+//
+// # Recovery: torn tails and corruption
+//
+// badger recovers its own logs after a crash; what reaches this package is
+// a record whose value fails its checksum or length check, or is empty
+// (badger logs and swallows value-log read errors and returns an empty
+// value; it also truncates its last value-log file at the first damaged
+// entry on open, which empties every later value in that file).
+//
+// meta/seqs records the last sequence known to be fsynced, and Close sets
+// it to the last sequence. When Open finds records beyond it (the previous
+// run did not close cleanly), it walks every shard's log backwards from the
+// end over those newer records and deletes the damaged ones up to the first
+// good one: the torn tail. Each deletion is logged at warn level with the
+// shard and the key. Then it fsyncs and records everything left as durable.
+//
+// Any other damaged WAL record is corruption, found by ReplayWAL: damaged
+// records followed by a good one, or damaged records at the end of a
+// shard's log at or below the last fsynced sequence (a torn write cannot
+// hit data that was fsynced). ReplayWAL then fails with an error wrapping
+// ErrCorrupt, whose *CorruptError names the first bad key; the message
+// says to restart with --repair. With Config.Repair, those records are
+// deleted (warning per key) and the replay continues; their trades are
+// lost. Damaged records beyond the fsynced sequence at the end of a log
+// that appear while running (only a test's fault hook makes those) are
+// truncated as a torn tail by ReplayWAL too.
+//
+// Corrupt klines, snapshots and checkpoints fail the read with a
+// *CorruptError; Repair does not apply to them.
+//
+// # Key formats
+//
+// One badger key space. The first byte names the family; integers are
+// big-endian so that byte order is numeric order.
+//
+//	WAL record   'w' (0x77) | shard uint16 | seq uint64                  11 bytes
+//	kline        'k' (0x6b) | len uint8 | symbol (len bytes) | interval uint8 | open_time uint64
+//	snapshot     's' (0x73) | shard uint16                                3 bytes
+//	checkpoint   'c' (0x63) | consumer name (1..255 bytes, to the end of the key)
+//	meta         'm' (0x6d) | name: "format" (format version), "seqs" (sequence counters)
+//
+// WAL keys sort by shard, then sequence: one shard's log is one contiguous
+// range, replayed with one seek and a forward scan, and truncated as a
+// prefix of that range.
+//
+// Kline keys: the symbol is length-prefixed, so "BTC" and "BTCUSDT" never
+// share a range; interval is messages.Interval's code (1 = 1s ... 16 = 1M);
+// open_time is the int64 millisecond open time XOR 1<<63 (sign bit
+// flipped), so negative times sort before positive ones. A range query
+// (symbol, interval, start..end) is one seek plus a forward scan of exactly
+// the answer; Symbols skip-scans one seek per symbol.
+//
+// # Values
+//
+// Every value is an envelope:
+//
+//	offset  size  field
+//	0       4     CRC-32C (Castagnoli), big-endian, of value[4:] followed by the key
+//	4       1     kind: 1 WAL record, 2 kline, 3 snapshot, 4 checkpoint, 5 meta
+//	5       4     payload length n, big-endian (must equal len(value) - 9)
+//	9       n     payload
+//
+// The checksum covers the key, so a value stored or read under the wrong
+// key (or a WAL record under another sequence) fails verification.
+// Payloads:
+//
+//	WAL record   messages.AppendTradeBatchMsgpack of the batch; its seq
+//	             field is written as 0 and ignored: the key's seq is authoritative.
+//	             At most min(64 MiB, ValueLogFileSize - 89) bytes.
+//	kline        messages.AppendKlineMsgpack; symbol, interval and open time
+//	             must match the key.
+//	snapshot     covered_seq uint64 | saved_at int64 (unix ms) | blob (opaque)
+//	checkpoint   seq uint64
+//	meta/format  version uint64 (1)
+//	meta/seqs    last_assigned_seq uint64 | last_fsynced_seq uint64
+//
+// # Concurrency
+//
+// Every method of *Store is safe for concurrent use. Writes (appends,
+// klines, snapshots, checkpoints, truncation, GC) are requests to a single
+// committer goroutine through a bounded queue (Config.QueueDepth): a full
+// queue blocks the caller until its context ends (back-pressure); once a
+// request is queued it runs to completion whatever the context does.
+// INVARIANT: the committer is the only writer, so no write can slip
+// between a group's write and its fsync (badger's fsync covers only its
+// current memtable and value-log files; a concurrent write could rotate
+// them and leave the group unsynced). Value-log GC therefore runs inside
+// the committer too (appends wait while it rewrites one file), and keeps
+// an iterator open until its rewrite is fsynced, because badger deletes
+// the old file right after rewriting it.
+//
+// Reads (Klines, LoadSnapshot, GetCheckpoint, ReplayWAL, Summary...) run
+// on the caller's goroutine against a consistent view. ReplayWAL's callback
+// runs on the caller's goroutine and may call other Store methods; the
+// batch it receives is reused for the next record.
+//
+// Close stops admitting calls (later ones get ErrClosed), waits for those
+// in progress (a running ReplayWAL included), executes everything queued,
+// fsyncs, records the durable sequence and closes badger.
+//
+// Goroutines owned by a Store: the committer, the batch-mode fsync ticker
+// and the value-log GC ticker; all end in Close. Locks: gate.mu (call
+// admission) and syncMu (serialises fsyncs); neither is held while
+// acquiring the other or during a queue wait.
+//
+// # Directory and locking
+//
+// Config.Dir holds klinecast.lock and badger's files under db/. Open takes
+// an exclusive flock on klinecast.lock and writes its pid there; a second
+// Open, from any process, fails with ErrLocked naming the directory and the
+// holder's pid. The kernel drops the lock when the process dies, so kill
+// -9 never leaves it stale. Inspect takes the lock shared.
+//
+// # Badger options
+//
+// Derived from Config.MemoryBudget B (default 64 MiB) instead of badger's
+// server-sized defaults (5 × 64 MiB memtables, 256 MiB block cache, 1 GiB
+// value-log files):
+//
+//	MemTableSize          B/8 (8 MiB), NumMemtables 3: at most 3 × B/8 of memtables
+//	BlockCacheSize        B/4 (16 MiB; required because SSTs are Snappy-compressed)
+//	IndexCacheSize        B/8 (8 MiB; bounds memory for table indexes and blooms)
+//	NumLevelZeroTables    4, stall at 8 (less unflushed data than 5/15)
+//	BaseTableSize         min(2 MiB, B/16)
+//	ValueLogFileSize      Config.ValueLogFileSize (64 MiB)
+//	ValueThreshold        1 KiB: WAL records of more than ~20 trades go to the
+//	                      value log, written once and reclaimed by GC, instead
+//	                      of being rewritten by every LSM compaction; bars,
+//	                      checkpoints and small records stay in the LSM
+//	SyncWrites            false: durability comes from our own fsync policy
+//	                      (db.Sync), not per badger write
+//	DetectConflicts       false: the single committer never needs it
+//	VerifyValueChecksum   false: our envelope's CRC-32C covers every value
+//	MetricsEnabled        false: badger's metrics are process-global expvars
+//	NumCompactors         2 (badger's minimum)
+//	Logger                Config.Logger; badger's info level becomes debug
+//
+// Value-log GC runs every Config.GCInterval (1 min), rewriting at most one
+// file whose garbage fraction is at least Config.GCDiscardRatio (0.5).
 package storage

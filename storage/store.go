@@ -51,6 +51,9 @@ type Store struct {
 	syncMu    sync.Mutex
 	syncedGen uint64
 	writeGen  atomic.Uint64 // incremented after every successful backend write
+	// committedSeq is the last sequence whose record has been written
+	// (stats.lastSeq is the last assigned, possibly still being written).
+	committedSeq atomic.Uint64
 
 	syncErr  atomic.Pointer[error] // DurabilityBatch: last periodic fsync failed
 	lowSpace atomic.Bool           // free space is below the reserve (for log transitions)
@@ -209,6 +212,7 @@ func (s *Store) init(ctx context.Context) error {
 		durable = last
 	}
 	s.lastSeq = last
+	s.committedSeq.Store(last)
 	s.st.lastSeq.Store(last)
 	s.st.durableSeq.Store(durable)
 	return nil
@@ -491,6 +495,7 @@ func (s *Store) commitGroup(group []*op) {
 			failErr = s.unavailable("write", err)
 			s.log.Error("storage write failed", "err", err, "requests", live)
 		} else {
+			s.committedSeq.Store(s.lastSeq)
 			s.writeGen.Add(1)
 			s.st.commits.Add(1)
 			if needSync {
@@ -618,8 +623,9 @@ func (s *Store) appendRefusal(spaceErr [3]error) error {
 func (s *Store) syncNow() error {
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
+	// Read before the fsync: only what was written by now is covered.
 	gen := s.writeGen.Load()
-	seq := s.st.lastSeq.Load()
+	seq := s.committedSeq.Load()
 	s.st.fsyncs.Add(1)
 	if err := s.be.sync(); err != nil {
 		s.st.fsyncErrors.Add(1)
