@@ -56,10 +56,10 @@
 //     fsync fails, appends fail with ErrUnavailable until one succeeds.
 //   - none: no fsync until Close.
 //
-// Independently of the mode, SaveSnapshot and PutCheckpoint are fsynced
-// before they return, and PutKlines, TruncateWAL and DeleteCheckpoint are
-// fsynced unless the mode is none. Stats().DurableSeq is the last sequence
-// known to be fsynced.
+// Independently of the mode, SaveSnapshot, PutCheckpoint and
+// DeleteCheckpoint are fsynced before they return, and PutKlines and
+// TruncateWAL are fsynced unless the mode is none. Stats().DurableSeq is
+// the last sequence known to be fsynced.
 //
 // # Failures
 //
@@ -73,8 +73,8 @@
 // When the write or fsync of a group fails, its appends fail and their
 // records are deleted (best effort), so this process never replays them.
 // After a crash such a record may still be present and replayed: a failed
-// append means "not acknowledged", not "certainly absent". The actor layer
-// deduplicates by aggregate trade id.
+// append means "not acknowledged", not "certainly absent"; a caller that
+// needs exactly-once effects deduplicates (e.g. by aggregate trade id).
 //
 // Full disk: badger writes its value log and memtable log through
 // memory-mapped, sparsely allocated files, so a truly full file system
