@@ -109,6 +109,10 @@ func TestAggregateAcceptance(t *testing.T) {
 	for _, variant := range []struct{ name, dir string }{{"ms", msDir}, {"us", usDir}} {
 		for _, sym := range symbols {
 			t.Run(variant.name+"/"+sym, func(t *testing.T) {
+				// Independent runs (own output dirs): use both cores. They
+				// start after this function returns and finish before the
+				// test does, so they never overlap the memory test.
+				t.Parallel()
 				in := filepath.Join(variant.dir, sym+"-aggTrades.csv")
 				out := t.TempDir()
 				var stdout, stderr bytes.Buffer
