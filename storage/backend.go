@@ -45,11 +45,14 @@ type kvOp struct {
 	del      bool
 }
 
+// iterOptions: values are never prefetched, only read when value() is
+// called. For badger that is a zero-copy read of the memory-mapped value
+// log; prefetching copies every value and costs a goroutine hand-off, which
+// made WAL replay 2-3 times slower (BenchmarkReplayWAL) and buys nothing
+// for key-only scans.
 type iterOptions struct {
-	prefix   []byte
-	reverse  bool
-	keysOnly bool // values will not be read (no prefetch)
-	prefetch int  // values to read ahead; 0 = backend default
+	prefix  []byte
+	reverse bool
 }
 
 // kvIter iterates in key order (descending when reverse) within the prefix.

@@ -104,10 +104,7 @@ func (b *badgerBackend) iter(o iterOptions) kvIter {
 	io := badger.DefaultIteratorOptions
 	io.Prefix = o.prefix
 	io.Reverse = o.reverse
-	io.PrefetchValues = !o.keysOnly
-	if o.prefetch > 0 {
-		io.PrefetchSize = o.prefetch
-	}
+	io.PrefetchValues = false
 	return &badgerIter{txn: txn, it: txn.NewIterator(io)}
 }
 

@@ -113,7 +113,7 @@ func (s *Store) summary(ctx context.Context) (Summary, error) {
 }
 
 func (s *Store) klineSummary(ctx context.Context) ([]SymbolSummary, error) {
-	it := s.be.iter(iterOptions{prefix: []byte{prefixKline}, keysOnly: true})
+	it := s.be.iter(iterOptions{prefix: []byte{prefixKline}})
 	defer it.close()
 	var out []SymbolSummary
 	n := 0
@@ -160,7 +160,7 @@ func (s *Store) walSummary(ctx context.Context) ([]ShardWAL, error) {
 	var tb messages.TradeBatch
 	for _, sh := range shards {
 		w := ShardWAL{Shard: int(sh)}
-		it := s.be.iter(iterOptions{prefix: walShardPrefix(sh), prefetch: 64})
+		it := s.be.iter(iterOptions{prefix: walShardPrefix(sh)})
 		for it.seek(walShardPrefix(sh)); it.valid(); it.next() {
 			if w.Records&255 == 0 {
 				if err := ctx.Err(); err != nil {

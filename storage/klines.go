@@ -76,7 +76,7 @@ func (s *Store) Klines(symbol string, iv messages.Interval, start, end int64, li
 	}
 	prefix := appendKlineSeriesPrefix(nil, symbol, iv)
 	err := s.read(func() error {
-		it := s.be.iter(iterOptions{prefix: prefix, prefetch: prefetchFor(limit)})
+		it := s.be.iter(iterOptions{prefix: prefix})
 		defer it.close()
 		n := 0
 		for it.seek(appendKlineKey(nil, symbol, iv, start)); it.valid() && (limit <= 0 || n < limit); it.next() {
@@ -103,7 +103,7 @@ func (s *Store) LastKlines(symbol string, iv messages.Interval, end int64, limit
 	base := len(dst)
 	prefix := appendKlineSeriesPrefix(nil, symbol, iv)
 	err := s.read(func() error {
-		it := s.be.iter(iterOptions{prefix: prefix, reverse: true, prefetch: prefetchFor(limit)})
+		it := s.be.iter(iterOptions{prefix: prefix, reverse: true})
 		defer it.close()
 		n := 0
 		for it.seek(appendKlineKey(nil, symbol, iv, end)); it.valid() && (limit <= 0 || n < limit); it.next() {
@@ -143,13 +143,6 @@ func appendKline(it kvIter, dst []messages.Kline, end int64) (_ []messages.Kline
 	return dst, false, nil
 }
 
-func prefetchFor(limit int) int {
-	if limit > 0 && limit < 100 {
-		return limit
-	}
-	return 100
-}
-
 func checkSeries(symbol string, iv messages.Interval) error {
 	if err := checkSymbol(symbol); err != nil {
 		return err
@@ -173,7 +166,7 @@ func (s *Store) Symbols() ([]string, error) {
 }
 
 func (s *Store) symbols(ctx context.Context) ([]string, error) {
-	it := s.be.iter(iterOptions{prefix: []byte{prefixKline}, keysOnly: true})
+	it := s.be.iter(iterOptions{prefix: []byte{prefixKline}})
 	defer it.close()
 	var out []string
 	for it.seek([]byte{prefixKline}); it.valid(); {

@@ -192,7 +192,7 @@ func (s *Store) newWALCursor(shard uint16, afterSeq uint64) *walCursor {
 	c := &walCursor{
 		s:     s,
 		shard: shard,
-		it:    s.be.iter(iterOptions{prefix: walShardPrefix(shard), prefetch: 64}),
+		it:    s.be.iter(iterOptions{prefix: walShardPrefix(shard)}),
 	}
 	if afterSeq == math.MaxUint64 {
 		c.exhausted = true // nothing can follow
@@ -270,7 +270,7 @@ func (s *Store) truncateTornTails(ctx context.Context, durable uint64) error {
 	for _, sh := range shards {
 		var keys [][]byte
 		var reasons []error
-		it := s.be.iter(iterOptions{prefix: walShardPrefix(sh), reverse: true, prefetch: 4})
+		it := s.be.iter(iterOptions{prefix: walShardPrefix(sh), reverse: true})
 		for it.seek(appendWALKey(nil, sh, math.MaxUint64)); it.valid(); it.next() {
 			key := it.key()
 			_, seq, _ := parseWALKey(key)
@@ -389,7 +389,7 @@ func (s *Store) TruncateWAL(ctx context.Context, shard int, uptoSeq uint64) (int
 	for {
 		var keys []kvOp
 		err := s.read(func() error {
-			it := s.be.iter(iterOptions{prefix: walShardPrefix(sh), keysOnly: true})
+			it := s.be.iter(iterOptions{prefix: walShardPrefix(sh)})
 			defer it.close()
 			for it.seek(walShardPrefix(sh)); it.valid() && len(keys) < chunk; it.next() {
 				_, seq, ok := parseWALKey(it.key())
@@ -419,7 +419,7 @@ func (s *Store) TruncateWAL(ctx context.Context, shard int, uptoSeq uint64) (int
 // walShards lists the shards that have WAL records, by skip-scanning the
 // first key of each.
 func (s *Store) walShards(ctx context.Context) ([]uint16, error) {
-	it := s.be.iter(iterOptions{prefix: []byte{prefixWAL}, keysOnly: true})
+	it := s.be.iter(iterOptions{prefix: []byte{prefixWAL}})
 	defer it.close()
 	var out []uint16
 	for it.seek([]byte{prefixWAL}); it.valid(); {
@@ -442,13 +442,13 @@ func (s *Store) walShards(ctx context.Context) ([]uint16, error) {
 // walBounds returns the first and last sequence in shard's WAL (0, 0 when
 // empty).
 func (s *Store) walBounds(sh uint16) (first, last uint64, err error) {
-	fwd := s.be.iter(iterOptions{prefix: walShardPrefix(sh), keysOnly: true})
+	fwd := s.be.iter(iterOptions{prefix: walShardPrefix(sh)})
 	fwd.seek(walShardPrefix(sh))
 	if fwd.valid() {
 		_, first, _ = parseWALKey(fwd.key())
 	}
 	fwd.close()
-	rev := s.be.iter(iterOptions{prefix: walShardPrefix(sh), keysOnly: true, reverse: true})
+	rev := s.be.iter(iterOptions{prefix: walShardPrefix(sh), reverse: true})
 	rev.seek(appendWALKey(nil, sh, math.MaxUint64))
 	if rev.valid() {
 		_, last, _ = parseWALKey(rev.key())
