@@ -155,7 +155,8 @@
 // key (or a WAL record under another sequence) fails verification.
 // Payloads:
 //
-//	WAL record   messages.AppendTradeBatchMsgpack of the batch; its seq
+//	WAL record   messages.AppendTradeBatchMsgpack of the batch (trades and
+//	             clock ticks); its seq
 //	             field is written as 0 and ignored: the key's seq is authoritative.
 //	             At most min(64 MiB, ValueLogFileSize - 89) bytes.
 //	kline        messages.AppendKlineMsgpack; symbol, interval and open time

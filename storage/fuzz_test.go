@@ -10,7 +10,8 @@ import (
 // encodeWALRecord builds a record exactly as AppendBatch and the committer
 // do between them.
 func encodeWALRecord(shard uint16, seq uint64, tb *messages.TradeBatch) (key, val []byte) {
-	plain := messages.TradeBatch{Trades: tb.Trades}
+	plain := *tb
+	plain.Seq = 0
 	val = beginRecord(nil, kindWAL)
 	val = messages.AppendTradeBatchMsgpack(val, &plain)
 	partial := finishRecord(val)
@@ -21,10 +22,11 @@ func encodeWALRecord(shard uint16, seq uint64, tb *messages.TradeBatch) (key, va
 
 func TestWALRecordRoundTrip(t *testing.T) {
 	tb := mkBatch("BTCUSDT", 3, 17)
+	tb.Seq, tb.TickBefore, tb.TickAfter = 5, 1_700_000_000_000, 1_700_000_060_000
 	key, val := encodeWALRecord(12, 99, tb)
 	var got messages.TradeBatch
 	shard, seq, err := decodeWALRecord(key, val, &got)
-	if err != nil || shard != 12 || seq != 99 || got.Seq != 99 || !sameTrades(got.Trades, tb.Trades) {
+	if err != nil || shard != 12 || seq != 99 || got.Seq != 99 || !sameTrades(got.Trades, tb.Trades) || got.TickBefore != tb.TickBefore || got.TickAfter != tb.TickAfter {
 		t.Fatalf("round trip: shard %d seq %d err %v", shard, seq, err)
 	}
 	// Every single-bit flip anywhere in key or value is detected.
@@ -64,13 +66,13 @@ func FuzzDecodeWALRecord(f *testing.F) {
 			return
 		}
 		ks, kq, ok := parseWALKey(key)
-		if !ok || ks != shard || kq != seq || tb.Seq != seq || len(tb.Trades) == 0 {
+		if !ok || ks != shard || kq != seq || tb.Seq != seq || (len(tb.Trades) == 0 && tb.TickBefore == 0 && tb.TickAfter == 0) {
 			t.Fatalf("accepted record inconsistent with its key: %x -> shard %d seq %d", key, shard, seq)
 		}
 		// Whatever decodes re-encodes to a record that decodes the same.
 		k2, v2 := encodeWALRecord(shard, seq, &tb)
 		var again messages.TradeBatch
-		if _, _, err := decodeWALRecord(k2, v2, &again); err != nil || !sameTrades(again.Trades, tb.Trades) {
+		if _, _, err := decodeWALRecord(k2, v2, &again); err != nil || !sameTrades(again.Trades, tb.Trades) || again.TickBefore != tb.TickBefore || again.TickAfter != tb.TickAfter {
 			t.Fatalf("re-encoded record does not round-trip: %v", err)
 		}
 	})

@@ -94,7 +94,7 @@ func decodeWALRecord(key, val []byte, tb *messages.TradeBatch) (shard uint16, se
 	if err := messages.DecodeTradeBatchMsgpack(payload, tb); err != nil {
 		return 0, 0, corruptf(key, "decoding trade batch: %w", err)
 	}
-	if len(tb.Trades) == 0 {
+	if len(tb.Trades) == 0 && tb.TickBefore == 0 && tb.TickAfter == 0 {
 		return 0, 0, corruptf(key, "empty trade batch")
 	}
 	tb.Seq = seq

@@ -442,14 +442,15 @@ func (s *Store) commitGroup(group []*op) {
 	}
 	spaceErr := s.spaceCheck(group)
 	var (
-		appends, gcs int
-		needSync     bool
-		live         = 0 // requests taking part in the write
+		appends  int
+		gcs      []*op
+		needSync bool
+		live     = 0 // requests taking part in the write
 	)
 	for _, o := range group {
 		switch o.kind {
 		case opGC:
-			gcs++
+			gcs = append(gcs, o)
 			continue
 		case opAppend:
 			if err := s.appendRefusal(spaceErr); err != nil {
@@ -489,8 +490,8 @@ func (s *Store) commitGroup(group []*op) {
 		kvs = append(kvs, kvOp{key: metaSeqsKey, val: seqsRecord(s.lastSeq, s.st.durableSeq.Load())})
 		s.st.lastSeq.Store(s.lastSeq)
 	}
+	var failErr error
 	if len(kvs) > 0 {
-		var failErr error
 		if err := s.be.write(kvs); err != nil {
 			failErr = s.unavailable("write", err)
 			s.log.Error("storage write failed", "err", err, "requests", live)
@@ -505,22 +506,22 @@ func (s *Store) commitGroup(group []*op) {
 				}
 			}
 		}
-		s.finishWrite(group, failErr)
 	}
+	s.finishWrite(group, failErr)
 	s.kvs = kvs[:0]
 	clear(kvs) // drop references to request buffers
 	s.keyArena = arena[:0]
+	// Answered requests belong to their callers again (they may be
+	// recycled at once): only gcs is used from here on.
 	for _, o := range group {
 		if o.kind != opGC {
 			o.done <- struct{}{}
 		}
 	}
-	if gcs > 0 {
+	if len(gcs) > 0 {
 		s.gcOnce()
-		for _, o := range group {
-			if o.kind == opGC {
-				o.done <- struct{}{}
-			}
+		for _, o := range gcs {
+			o.done <- struct{}{}
 		}
 	}
 }
@@ -534,7 +535,13 @@ func (s *Store) commitGroup(group []*op) {
 func (s *Store) finishWrite(group []*op, failErr error) {
 	dels := s.delKeys[:0]
 	for _, o := range group {
-		if o.kind == opGC || o.err != nil {
+		if o.kind == opGC {
+			continue
+		}
+		if o.err != nil { // refused before the write
+			if errors.Is(o.err, ErrUnavailable) {
+				s.st.failures.Add(1)
+			}
 			continue
 		}
 		switch {

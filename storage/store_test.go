@@ -104,7 +104,11 @@ func recorderOf(cfg Config) *logRecorder { return cfg.Logger.Handler().(*logReco
 
 // mkBatch returns n deterministic trades of sym; id makes batches distinct.
 func mkBatch(sym string, id, n int) *messages.TradeBatch {
-	tb := &messages.TradeBatch{Trades: make([]messages.Trade, n)}
+	tb := &messages.TradeBatch{
+		TickBefore: 1_700_000_000_000 + int64(id)*60_000,
+		TickAfter:  1_700_000_000_000 + int64(id+1)*60_000,
+		Trades:     make([]messages.Trade, n),
+	}
 	for i := range n {
 		a := int64(id*100000 + i)
 		tb.Trades[i] = messages.Trade{
@@ -136,9 +140,11 @@ func sameTrades(a, b []messages.Trade) bool {
 
 // replayed is one record seen by a replay.
 type replayed struct {
-	shard  int
-	seq    uint64
-	trades []messages.Trade
+	shard      int
+	seq        uint64
+	tickBefore int64
+	tickAfter  int64
+	trades     []messages.Trade
 }
 
 func replayShard(t *testing.T, s *Store, shard int, after uint64) []replayed {
@@ -148,7 +154,7 @@ func replayShard(t *testing.T, s *Store, shard int, after uint64) []replayed {
 		if tb.Seq != seq {
 			t.Errorf("tb.Seq = %d, seq = %d", tb.Seq, seq)
 		}
-		out = append(out, replayed{shard: shard, seq: seq, trades: append([]messages.Trade(nil), tb.Trades...)})
+		out = append(out, replayed{shard: shard, seq: seq, tickBefore: tb.TickBefore, tickAfter: tb.TickAfter, trades: append([]messages.Trade(nil), tb.Trades...)})
 		return nil
 	})
 	if err != nil {

@@ -10,7 +10,8 @@ import (
 	"github.com/klinecast/klinecast/messages"
 )
 
-// AppendBatch appends tb to shard's WAL and returns its sequence number,
+// AppendBatch appends tb (its trades and clock ticks) to shard's WAL and
+// returns its sequence number,
 // once the record is as durable as Config.Durability promises (sync: fsynced,
 // shared with concurrent appends; batch: written, fsynced within
 // SyncInterval; none: written). On success tb.Seq is set to the sequence.
@@ -22,7 +23,8 @@ import (
 // Errors: ErrUnavailable (disk below the reserve, write or fsync failed: the
 // batch is not acknowledged and the caller answers 503), ErrClosed, a
 // context error if ctx ended while waiting for queue space (the batch was
-// not written), or an argument error (bad shard, empty or oversized batch).
+// not written), or an argument error (bad shard, oversized batch, or a
+// batch with neither trades nor ticks).
 // ctx only bounds the wait for queue space: once queued, the append runs
 // to completion. AppendBatch does not retain tb.
 func (s *Store) AppendBatch(ctx context.Context, shard int, tb *messages.TradeBatch) (uint64, error) {
@@ -30,15 +32,17 @@ func (s *Store) AppendBatch(ctx context.Context, shard int, tb *messages.TradeBa
 	if err != nil {
 		return 0, err
 	}
-	if len(tb.Trades) == 0 {
-		return 0, fmt.Errorf("storage: shard %d: empty trade batch", shard)
+	if len(tb.Trades) == 0 && tb.TickBefore == 0 && tb.TickAfter == 0 {
+		return 0, fmt.Errorf("storage: shard %d: empty trade batch (no trades, no ticks)", shard)
 	}
 	o := s.getOp()
 	o.kind = opAppend
 	o.shard = sh
 	o.trades = len(tb.Trades)
-	// The payload's seq field is written as 0: the key is authoritative.
-	plain := messages.TradeBatch{Trades: tb.Trades}
+	// Every field is stored, except that the payload's seq is written as
+	// 0: it is assigned later, and the key's seq is authoritative.
+	plain := *tb
+	plain.Seq = 0
 	o.buf = beginRecord(o.buf[:0], kindWAL)
 	o.buf = messages.AppendTradeBatchMsgpack(o.buf, &plain)
 	if n := len(o.buf) - headerLen; n > s.maxRecord {

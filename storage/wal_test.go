@@ -50,6 +50,9 @@ func TestWALAppendReplayRoundTrip(t *testing.T) {
 				t.Fatalf("shard %d: replayed %d records, want %d", shard, len(got), len(exp))
 			}
 			for i := range got {
+				if got[i].tickBefore != exp[i].tb.TickBefore || got[i].tickAfter != exp[i].tb.TickAfter {
+					t.Fatalf("shard %d record %d: ticks %d/%d, want %d/%d", shard, i, got[i].tickBefore, got[i].tickAfter, exp[i].tb.TickBefore, exp[i].tb.TickAfter)
+				}
 				if got[i].seq != exp[i].tb.Seq || !sameTrades(got[i].trades, exp[i].tb.Trades) {
 					t.Fatalf("shard %d record %d: seq %d (want %d), trades equal %v", shard, i, got[i].seq, exp[i].tb.Seq, sameTrades(got[i].trades, exp[i].tb.Trades))
 				}
@@ -106,6 +109,14 @@ func TestWALAppendArguments(t *testing.T) {
 	}
 	if _, err := s.AppendBatch(ctx, 0, &messages.TradeBatch{}); err == nil {
 		t.Error("empty batch accepted")
+	}
+	// A tick-only batch is a record: replay must tick where the shard did.
+	seq, err := s.AppendBatch(ctx, 0, &messages.TradeBatch{TickBefore: 1_700_000_000_000})
+	if err != nil {
+		t.Fatalf("tick-only batch: %v", err)
+	}
+	if got := replayShard(t, s, 0, 0); len(got) != 1 || got[0].seq != seq || got[0].tickBefore != 1_700_000_000_000 || len(got[0].trades) != 0 {
+		t.Fatalf("tick-only batch replayed as %+v", got)
 	}
 }
 
