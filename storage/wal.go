@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/klinecast/klinecast/messages"
 )
@@ -28,12 +29,43 @@ import (
 // ctx only bounds the wait for queue space: once queued, the append runs
 // to completion. AppendBatch does not retain tb.
 func (s *Store) AppendBatch(ctx context.Context, shard int, tb *messages.TradeBatch) (uint64, error) {
-	sh, err := checkShard(shard)
+	a, err := s.AppendBatchAsync(ctx, shard, tb)
 	if err != nil {
 		return 0, err
 	}
+	seq, err := a.Wait()
+	if err != nil {
+		return 0, err
+	}
+	tb.Seq = seq
+	return seq, nil
+}
+
+// Append is a WAL append in flight, returned by AppendBatchAsync.
+type Append struct {
+	s     *Store
+	o     *op
+	shard int
+	once  sync.Once
+	seq   uint64
+	err   error
+}
+
+// AppendBatchAsync queues tb for shard's WAL and returns without waiting
+// for the write: appends are committed in the order AppendBatchAsync
+// returned, so a single caller (the node's ingest router) fixes the WAL
+// order, and concurrent appends still share group commits and fsyncs.
+// Wait reports the sequence number once the record is as durable as
+// Config.Durability promises. The errors are those of AppendBatch, split
+// between the two calls: argument, closed and queue-wait errors here,
+// write and fsync errors from Wait. tb is not retained.
+func (s *Store) AppendBatchAsync(ctx context.Context, shard int, tb *messages.TradeBatch) (*Append, error) {
+	sh, err := checkShard(shard)
+	if err != nil {
+		return nil, err
+	}
 	if len(tb.Trades) == 0 && tb.TickBefore == 0 && tb.TickAfter == 0 {
-		return 0, fmt.Errorf("storage: shard %d: empty trade batch (no trades, no ticks)", shard)
+		return nil, fmt.Errorf("storage: shard %d: empty trade batch (no trades, no ticks)", shard)
 	}
 	o := s.getOp()
 	o.kind = opAppend
@@ -47,17 +79,36 @@ func (s *Store) AppendBatch(ctx context.Context, shard int, tb *messages.TradeBa
 	o.buf = messages.AppendTradeBatchMsgpack(o.buf, &plain)
 	if n := len(o.buf) - headerLen; n > s.maxRecord {
 		s.putOp(o)
-		return 0, fmt.Errorf("storage: shard %d: batch of %d trades encodes to %d bytes, above the %d-byte record limit", shard, len(tb.Trades), n, s.maxRecord)
+		return nil, fmt.Errorf("storage: shard %d: batch of %d trades encodes to %d bytes, above the %d-byte record limit", shard, len(tb.Trades), n, s.maxRecord)
 	}
 	o.crc = finishRecord(o.buf)
-	err = s.do(ctx, o)
-	seq := o.seq
-	s.putOp(o)
-	if err != nil {
-		return 0, fmt.Errorf("storage: shard %d: append: %w", shard, err)
+	if !s.gate.enter() {
+		s.putOp(o)
+		return nil, fmt.Errorf("storage: shard %d: append: %w", shard, ErrClosed)
 	}
-	tb.Seq = seq
-	return seq, nil
+	err = s.enqueue(ctx, o)
+	s.gate.exit()
+	if err != nil {
+		s.putOp(o)
+		return nil, fmt.Errorf("storage: shard %d: append: %w", shard, err)
+	}
+	return &Append{s: s, o: o, shard: shard}, nil
+}
+
+// Wait blocks until the append is committed (and fsynced when the
+// durability mode asks for it) and returns its sequence number. It may be
+// called any number of times, from any goroutines.
+func (a *Append) Wait() (uint64, error) {
+	a.once.Do(func() {
+		<-a.o.done
+		a.seq, a.err = a.o.seq, a.o.err
+		if a.err != nil {
+			a.err = fmt.Errorf("storage: shard %d: append: %w", a.shard, a.err)
+		}
+		a.s.putOp(a.o)
+		a.o = nil
+	})
+	return a.seq, a.err
 }
 
 // ReplayFunc receives one WAL record. tb, its Trades slice and the backing
