@@ -38,7 +38,10 @@
 // mark is stored in meta/seqs and recovered from the WAL keys and the
 // snapshots' covered sequences, whichever is largest). Numbers are dense
 // unless an append failed. Within one shard, records replay in sequence
-// order; appends from one goroutine get increasing numbers.
+// order. Appends are committed in the order they were queued: calls from
+// one goroutine get increasing numbers, and AppendBatchAsync lets one
+// goroutine (the ingest router) fix the WAL order without waiting for each
+// fsync, while concurrent appends still share group commits.
 //
 // # Durability
 //

@@ -621,3 +621,54 @@ func TestWALTornTailAtOpen(t *testing.T) {
 		t.Fatalf("next append: seq %d, %v (want 8: torn sequences are not reused)", seq, err)
 	}
 }
+
+// TestWALAppendAsyncOrder: appends queued by one goroutine commit in queue
+// order (sequence order = AppendBatchAsync order), whatever order the
+// caller waits in; Wait is idempotent; write errors arrive through Wait.
+func TestWALAppendAsyncOrder(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, kind backendKind) {
+		f := &switchFault{op: FaultWrite, err: errInjected}
+		cfg := testConfig(t, kind, "")
+		cfg.Faults = f
+		s := openStore(t, cfg)
+		ctx := context.Background()
+		const n = 200
+		pending := make([]*Append, n)
+		for i := range n {
+			a, err := s.AppendBatchAsync(ctx, i%7, mkBatch("A", i, 1+i%30))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pending[i] = a
+		}
+		for i := n - 1; i >= 0; i-- {
+			seq, err := pending[i].Wait()
+			if err != nil || seq != uint64(i+1) {
+				t.Fatalf("append %d: seq %d, %v (want %d)", i, seq, err, i+1)
+			}
+			if again, err := pending[i].Wait(); again != seq || err != nil {
+				t.Fatalf("second Wait: %d, %v", again, err)
+			}
+		}
+		var order []int
+		err := s.ReplayWALAll(ctx, nil, func(shard int, seq uint64, tb *messages.TradeBatch) error {
+			i := int(seq - 1)
+			if shard != i%7 || !sameTrades(tb.Trades, mkBatch("A", i, 1+i%30).Trades) {
+				t.Errorf("seq %d holds the wrong batch", seq)
+			}
+			order = append(order, i)
+			return nil
+		})
+		if err != nil || len(order) != n || !sort.IntsAreSorted(order) {
+			t.Fatalf("global replay: %d records, sorted %v, %v", len(order), sort.IntsAreSorted(order), err)
+		}
+		f.on.Store(true)
+		a, err := s.AppendBatchAsync(ctx, 0, mkBatch("A", n, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Wait(); !errors.Is(err, ErrUnavailable) || !errors.Is(err, errInjected) {
+			t.Fatalf("failed async append: %v", err)
+		}
+	})
+}
