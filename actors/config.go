@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/klinecast/klinecast/messages"
+	"github.com/klinecast/klinecast/storage"
 )
 
 // ClockMode selects what drives bar rollover when no trade does.
@@ -74,10 +75,12 @@ type Config struct {
 	// CheckpointInterval is how often shards checkpoint their state (in
 	// memory, or as a snapshot in the Store). Zero: 5 s.
 	CheckpointInterval time.Duration
-	// Store persists the WAL, closed bars and snapshots. Nil runs a
+	// Store persists the WAL, closed bars and snapshots: every accepted
+	// batch is in the WAL before Ingest answers, shards checkpoint as
+	// snapshots, and Start recovers from snapshot + WAL. Nil runs a
 	// memory-only node: closed bars are kept in memory and a restart
-	// starts empty.
-	Store Store
+	// starts empty. The node does not close the Store.
+	Store *storage.Store
 	// Sink, if set, receives every Delta of every shard (after closed bars
 	// are stored). It is called on the shard's goroutine and must not block
 	// or keep the Delta.

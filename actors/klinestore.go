@@ -1,10 +1,12 @@
 package actors
 
 import (
+	"context"
 	"slices"
 	"sync"
 
 	"github.com/klinecast/klinecast/messages"
+	"github.com/klinecast/klinecast/storage"
 )
 
 // KlineStore keeps closed bars. Implementations are safe for concurrent use.
@@ -17,9 +19,15 @@ type KlineStore interface {
 	Klines(symbol string, iv messages.Interval, start, end int64, limit int, dst []messages.Kline) ([]messages.Kline, error)
 }
 
-// Store is durable storage for a node.
-type Store interface {
-	KlineStore
+// storeKlines adapts storage.Store to KlineStore.
+type storeKlines struct{ s *storage.Store }
+
+func (k storeKlines) PutKlines(ks []messages.Kline) error {
+	return k.s.PutKlines(context.Background(), ks)
+}
+
+func (k storeKlines) Klines(symbol string, iv messages.Interval, start, end int64, limit int, dst []messages.Kline) ([]messages.Kline, error) {
+	return k.s.Klines(symbol, iv, start, end, limit, dst)
 }
 
 // memKlineStore is the KlineStore of a memory-only node.

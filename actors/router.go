@@ -12,19 +12,29 @@ import (
 type ingestBatch struct {
 	parts   []*shardPart
 	maxTime int64
+	// routed is closed once the router has numbered the parts and queued
+	// their WAL appends: only then may the caller read those fields.
+	routed chan struct{}
 }
 
 // clockTick is a wall-clock tick from the clock actor.
 type clockTick struct{ now int64 }
+
+// setClock gives the router the clock the shards recovered to; it ticks
+// every shard to it so they all agree.
+type setClock struct{ now int64 }
 
 // router is the ingest router: the single point that orders inputs. It
 // gives every request a sequence number and, in event-clock mode, advances
 // the watermark and delivers it to every shard behind the trades, so each
 // shard sees trades and ticks in the same order on every run.
 type router struct {
-	n         *Node
-	st        *actorStats
-	watermark int64 // event clock: the largest trade time accepted
+	n  *Node
+	st *actorStats
+	// watermark is the clock time every shard has been sent: with the
+	// event clock the largest trade time accepted, with the wall clock the
+	// last tick.
+	watermark int64
 }
 
 func (r *router) Receive(ctx actor.Context) {
@@ -32,6 +42,7 @@ func (r *router) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *ingestBatch:
 		seq := n.seq.Add(1)
+		before := r.watermark
 		advanced := false
 		if n.cfg.Clock == ClockEvent && m.maxTime > r.watermark {
 			r.watermark = m.maxTime
@@ -42,21 +53,40 @@ func (r *router) Receive(ctx actor.Context) {
 			switch {
 			case p != nil:
 				p.seq = seq
+				p.tickBefore = before
 				if n.cfg.Clock == ClockEvent {
-					p.tick = r.watermark
+					p.tickAfter = r.watermark
+				}
+				if n.store != nil {
+					// Queued in router order, so every shard's WAL holds
+					// its inputs in the order it applies them. The shard
+					// does not wait for the write; Ingest does, before it
+					// answers.
+					tb := messages.TradeBatch{TickBefore: p.tickBefore, TickAfter: p.tickAfter, Trades: p.trades}
+					p.wal, p.walErr = n.store.AppendBatchAsync(context.Background(), sh, &tb)
 				}
 				h.send(n.system, p)
 			case advanced:
 				h.send(n.system, &shardTick{now: r.watermark})
 			}
 		}
+		close(m.routed)
 	case *clockTick:
+		// Ticks stay ordered with the trades (never coalesced): the WAL
+		// records the clock before each batch, and a replay must find the
+		// shard where the live one was.
+		if m.now <= r.watermark {
+			break
+		}
+		r.watermark = m.now
 		for _, h := range n.shards {
-			// Coalesce: a shard that has not yet taken its previous tick
-			// takes the newest value with it (wall clock only; event
-			// ticks must stay ordered with the trades).
-			if h.pendingTick.Swap(m.now) == 0 {
-				h.send(n.system, &shardTick{now: m.now})
+			h.send(n.system, &shardTick{now: m.now})
+		}
+	case *setClock:
+		r.watermark = max(r.watermark, m.now)
+		if r.watermark > 0 {
+			for _, h := range n.shards {
+				h.send(n.system, &shardTick{now: r.watermark})
 			}
 		}
 	case *messages.TradeBatch:

@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"sync/atomic"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/klinecast/klinecast/actors/aggregate"
 	"github.com/klinecast/klinecast/messages"
+	"github.com/klinecast/klinecast/storage"
 )
 
 // ShardOf maps a symbol to its shard with a stable hash (FNV-1a), the same
@@ -46,11 +49,17 @@ func (f DeltaSinkFunc) Deliver(shard int, d *aggregate.Delta) { f(shard, d) }
 
 // shardPart is one ingest request's trades for one shard.
 type shardPart struct {
-	seq    uint64
-	trades []messages.Trade
-	index  []int32         // position of each trade in the original request
-	tick   int64           // event clock: watermark to tick to after the trades (0: none)
-	reply  chan partResult // buffered 1: the first answer is kept, later ones dropped
+	seq        uint64
+	trades     []messages.Trade
+	index      []int32         // position of each trade in the original request
+	tickBefore int64           // the clock the shard has been sent before these trades
+	tickAfter  int64           // event clock: the watermark after them (0: none)
+	reply      chan partResult // buffered 1: the first answer is kept, later ones dropped
+
+	// wal is the part's WAL append (nil for a memory-only node or if it
+	// could not be queued: then walErr says why). Ingest waits for it.
+	wal    *storage.Append
+	walErr error
 }
 
 // partResult is a shard's answer for one shardPart.
@@ -64,6 +73,18 @@ type partResult struct {
 
 // shardTick moves a shard's clock.
 type shardTick struct{ now int64 }
+
+// recovery is what a shard's first start restored.
+type recovery struct {
+	records, trades int64 // WAL records and trades replayed
+	symbols         int
+	watermark       int64
+	err             error
+}
+
+// errStopReplay ends a WAL replay at the last input the failed incarnation
+// started; later records are still in the mailbox.
+var errStopReplay = errors.New("actors: stop replay")
 
 // openBarsQuery asks a shard for a symbol's open bar.
 type openBarQuery struct {
@@ -102,16 +123,28 @@ type shardHandle struct {
 	pid  *actor.PID
 	gate chan struct{} // ingest back-pressure: one token per queued part
 
+	// Memory-only nodes restart from the in-memory checkpoint and the
+	// inputs logged since.
 	checkpoint *aggregate.State
 	log        []shardLogEntry
 	delivered  int // log entries whose output was delivered
+
+	// Durable nodes restart from the stored snapshot and the WAL.
+	started   bool          // the first start (recovery) happened
+	recovered chan recovery // the first start's outcome, for Node.Start
+	lastPart  *shardPart    // the last part an incarnation started
+	inflight  *shardPart    // the part being applied (nil between parts)
+	// appliedSeq bounds the replay of a restart: records up to it were
+	// started by the failed incarnation. MaxUint64 before the first start.
+	appliedSeq   uint64
+	deliveredSeq uint64 // records up to here had their output delivered
+	lastTick     int64  // the last clock tick applied
 
 	enqueued    atomic.Uint64
 	processed   atomic.Uint64
 	restarts    atomic.Int64
 	lastFailure atomic.Pointer[string]
 	lastBeat    atomic.Int64 // unix ms of the last processed message
-	pendingTick atomic.Int64 // coalesced wall-clock tick not yet processed
 }
 
 func (h *shardHandle) send(system *actor.ActorSystem, msg any) {
@@ -144,21 +177,24 @@ func (s *shard) Receive(ctx actor.Context) {
 	case *actor.Stopping, *actor.Stopped:
 		return
 	case *shardPart:
-		h.log = append(h.log, shardLogEntry{part: m})
+		h.inflight, h.lastPart = m, m
+		if h.node.store == nil {
+			h.log = append(h.log, shardLogEntry{part: m})
+		}
 		if err := s.applyPart(m, true); err != nil {
 			// Not marked delivered: the restarted incarnation replays this
 			// input and stores its closed bars again.
 			panic(err)
 		}
+		h.inflight = nil
 		h.delivered = len(h.log)
 		<-h.gate
 	case *shardTick:
-		now := h.pendingTick.Swap(0)
-		if now == 0 {
-			now = m.now
+		if h.node.store == nil {
+			h.log = append(h.log, shardLogEntry{tick: m.now})
 		}
-		h.log = append(h.log, shardLogEntry{tick: now})
-		s.core.Tick(now)
+		s.core.Tick(m.now)
+		h.lastTick = max(h.lastTick, m.now)
 		if err := s.flush(true); err != nil {
 			panic(err)
 		}
@@ -180,13 +216,40 @@ func (s *shard) Receive(ctx actor.Context) {
 	h.lastBeat.Store(h.node.cfg.Now().UnixMilli())
 }
 
-// start builds the core: empty, or from the checkpoint plus the inputs
-// applied since. Inputs whose output was already delivered are replayed
-// silently; the one being processed when the previous incarnation failed
-// is processed normally, reply included, so its trades are neither lost
-// nor applied twice.
+// start builds the core. A durable node's shard loads its snapshot and
+// replays its WAL (the first start recovers everything; a restart after a
+// failure replays up to the input that failed). A memory-only node's shard
+// restarts from its in-memory checkpoint and logged inputs. Either way,
+// inputs whose output was already delivered are replayed silently, and the
+// one being processed when the previous incarnation failed is processed
+// normally, reply included, so its trades are neither lost nor applied
+// twice.
 func (s *shard) start() {
 	h := s.h
+	if h.node.store != nil {
+		rec, err := s.startDurable()
+		if !h.started {
+			h.started = true
+			rec.err = err
+			h.recovered <- rec
+			if err != nil {
+				// Node.Start fails with this error and stops the tree;
+				// give it a core so queries in between do not crash.
+				s.core, _ = aggregate.New(h.node.coreConfig)
+			}
+			return
+		}
+		if err != nil {
+			panic(err) // supervision retries within its limits
+		}
+		return
+	}
+	defer func() {
+		if !h.started {
+			h.started = true
+			h.recovered <- recovery{symbols: len(s.core.Symbols(nil)), watermark: s.core.Watermark()}
+		}
+	}()
 	cfg := h.node.coreConfig
 	var err error
 	if h.checkpoint != nil {
@@ -230,6 +293,11 @@ func (s *shard) start() {
 // for one answer, and a replay after a failed flush may answer again.
 func (s *shard) applyPart(p *shardPart, deliver bool) error {
 	res := partResult{shard: s.h.id}
+	if p.tickBefore > 0 {
+		// A no-op live (the shard was sent this tick before); a replay
+		// ticks here where the live shard had been ticked.
+		s.core.Tick(p.tickBefore)
+	}
 	for i := range p.trades {
 		switch o := s.core.Apply(&p.trades[i]); o {
 		case aggregate.Applied:
@@ -242,8 +310,8 @@ func (s *shard) applyPart(p *shardPart, deliver bool) error {
 			}
 		}
 	}
-	if p.tick > 0 {
-		s.core.Tick(p.tick)
+	if p.tickAfter > 0 {
+		s.core.Tick(p.tickAfter)
 	}
 	res.err = s.flush(deliver)
 	if deliver && p.reply != nil {
@@ -294,10 +362,15 @@ func (s *shard) flush(deliver bool) error {
 	return nil
 }
 
-// checkpoint records the core's state so a restart resumes from here.
+// checkpoint records the core's state so a restart resumes from here: a
+// snapshot in the store (and the WAL it covers is deleted), or an
+// in-memory copy for a memory-only node.
 func (s *shard) checkpoint() error {
 	if err := s.flush(true); err != nil {
 		return err
+	}
+	if s.h.node.store != nil {
+		return s.snapshot()
 	}
 	st := s.core.Snapshot()
 	s.h.checkpoint = &st
@@ -305,4 +378,124 @@ func (s *shard) checkpoint() error {
 	s.h.log = s.h.log[:0]
 	s.h.delivered = 0
 	return nil
+}
+
+// snapshot saves the core's state covering every WAL record this shard
+// applied, then deletes those records.
+func (s *shard) snapshot() error {
+	h := s.h
+	st := h.node.store
+	var covered uint64
+	if p := h.lastPart; p != nil && p.wal != nil {
+		// The shard's appends commit in order, so the last one's sequence
+		// covers all before it. A failed append left no record; its
+		// trades are in the state nonetheless (the producer was told to
+		// retry and will find them duplicates).
+		seq, err := p.wal.Wait()
+		if err == nil {
+			covered = seq
+			h.deliveredSeq = max(h.deliveredSeq, seq)
+		}
+	}
+	if covered == 0 {
+		prev, _, ok, err := st.LoadSnapshot(h.id)
+		if err != nil {
+			return fmt.Errorf("shard %d: snapshot: %w", h.id, err)
+		}
+		if ok {
+			covered = prev // nothing new in the WAL; keep the coverage
+		}
+	}
+	state := s.core.Snapshot()
+	blob, err := encodeSnapshot(&state)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	if err := st.SaveSnapshot(ctx, h.id, covered, blob); err != nil {
+		return fmt.Errorf("shard %d: save snapshot: %w", h.id, err)
+	}
+	if covered > 0 {
+		if _, err := st.TruncateWAL(ctx, h.id, covered); err != nil {
+			return fmt.Errorf("shard %d: truncate WAL: %w", h.id, err)
+		}
+	}
+	return nil
+}
+
+// startDurable builds the core from the stored snapshot and replays the
+// shard's WAL after it: all of it on the first start, up to the failed
+// input on a restart.
+func (s *shard) startDurable() (recovery, error) {
+	h := s.h
+	st := h.node.store
+	var rec recovery
+	covered, blob, ok, err := st.LoadSnapshot(h.id)
+	if err != nil {
+		return rec, fmt.Errorf("shard %d: load snapshot: %w", h.id, err)
+	}
+	if ok {
+		state, err := decodeSnapshot(blob)
+		if err != nil {
+			return rec, fmt.Errorf("shard %d: snapshot: %w", h.id, err)
+		}
+		if s.core, err = aggregate.Restore(h.node.coreConfig, state); err != nil {
+			return rec, fmt.Errorf("shard %d: restore snapshot: %w", h.id, err)
+		}
+	} else if s.core, err = aggregate.New(h.node.coreConfig); err != nil {
+		return rec, fmt.Errorf("shard %d: %w", h.id, err)
+	}
+	applied := h.appliedSeq
+	if h.started && h.lastPart != nil && h.lastPart.wal != nil {
+		if seq, err := h.lastPart.wal.Wait(); err == nil {
+			applied = seq
+		}
+	}
+	var inflightSeq uint64
+	if h.inflight != nil && h.inflight.wal != nil {
+		inflightSeq, _ = h.inflight.wal.Wait()
+	}
+	began := time.Now()
+	replay := &shardPart{}
+	var lastSeq uint64
+	err = st.ReplayWAL(context.Background(), h.id, covered, func(seq uint64, tb *messages.TradeBatch) error {
+		if seq > applied {
+			return errStopReplay
+		}
+		replay.trades, replay.tickBefore, replay.tickAfter = tb.Trades, tb.TickBefore, tb.TickAfter
+		replay.reply, replay.index = nil, nil
+		if seq == inflightSeq && h.inflight != nil {
+			replay.reply, replay.index = h.inflight.reply, h.inflight.index
+		}
+		if err := s.applyPart(replay, seq > h.deliveredSeq); err != nil {
+			return err
+		}
+		rec.records++
+		rec.trades += int64(len(tb.Trades))
+		lastSeq = seq
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStopReplay) {
+		return rec, fmt.Errorf("shard %d: replay WAL: %w", h.id, err)
+	}
+	if h.lastTick > 0 {
+		s.core.Tick(h.lastTick)
+		if err := s.flush(true); err != nil {
+			return rec, err
+		}
+	}
+	if h.inflight != nil {
+		// Its trades were applied above (or, if its append failed, are
+		// not in the WAL and the producer was told so); it is done.
+		h.inflight = nil
+		<-h.gate
+	}
+	h.deliveredSeq = max(h.deliveredSeq, lastSeq)
+	rec.symbols = len(s.core.Symbols(nil))
+	rec.watermark = s.core.Watermark()
+	if rec.records > 0 {
+		h.node.log.Info("shard replayed WAL", "shard", h.id, "records", rec.records, "trades", rec.trades,
+			"restart", h.started, "took", time.Since(began).Round(time.Millisecond))
+	}
+	return rec, nil
 }

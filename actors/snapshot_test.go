@@ -1,0 +1,45 @@
+package actors
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/klinecast/klinecast/actors/aggregate"
+	"github.com/klinecast/klinecast/messages"
+)
+
+func TestSnapshotRoundTrip(t *testing.T) {
+	cfg := aggregate.Config{Intervals: messages.DefaultIntervals(), AllowedLateness: 60_000}
+	c, err := aggregate.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trades := genTrades(t, 5, 3000, 6*time.Hour, 9)
+	for _, tr := range trades {
+		c.Apply(&tr)
+	}
+	c.Tick(trades[len(trades)-1].Time + 90_000) // closes bars: some stay in the lateness window
+	c.Release(c.Ready())
+	st := c.Snapshot()
+	if len(st.Recent) == 0 || len(st.Symbols) != 5 {
+		t.Fatalf("state has %d recent bars and %d symbols", len(st.Recent), len(st.Symbols))
+	}
+	b, err := encodeSnapshot(&st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeSnapshot(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, st) {
+		t.Fatalf("round trip differs:\n%+v\n%+v", got, st)
+	}
+	if _, err := aggregate.Restore(cfg, got); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decodeSnapshot(b[:len(b)/2]); err == nil {
+		t.Fatal("truncated snapshot decoded")
+	}
+}
