@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -91,6 +92,23 @@ func (a *testAPI) postTrades(t testing.TB, body []byte) (int, actors.IngestResul
 	return code, res, b
 }
 
+// checkFor polls cond every 10 ms until it returns nil, and fails the test
+// with cond's last error once timeout has passed.
+func checkFor(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %v", timeout, err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
 // genTrades returns n generated trades over nsym symbols in time order.
 func genTrades(t testing.TB, nsym int, n int64, span time.Duration, seed uint64) []messages.Trade {
 	t.Helper()
@@ -165,11 +183,19 @@ func TestHTTPStateEndpoints(t *testing.T) {
 		t.Fatalf("ingest: %d %s", code, body)
 	}
 
-	code, body := a.get(t, "/healthz")
-	var health actors.HealthReport
-	if code != 200 || json.Unmarshal(body, &health) != nil || health.State != actors.Healthy || len(health.Components) != 4 {
-		t.Fatalf("healthz: %d %s", code, body)
-	}
+	// Polled: a shard that has not processed its first message yet has
+	// no heartbeat, and the node reports it failed while its first
+	// message (an event-clock tick) is still queued.
+	var code int
+	var body []byte
+	checkFor(t, 10*time.Second, func() error {
+		code, body = a.get(t, "/healthz")
+		var health actors.HealthReport
+		if code != 200 || json.Unmarshal(body, &health) != nil || health.State != actors.Healthy || len(health.Components) != 4 {
+			return fmt.Errorf("healthz: %d %s", code, body)
+		}
+		return nil
+	})
 
 	code, body = a.get(t, "/api/v1/actors")
 	var tree []actors.ActorInfo
