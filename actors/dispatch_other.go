@@ -1,0 +1,12 @@
+//go:build !linux
+
+package actors
+
+import "errors"
+
+// pinnedAllowedCPUs reports that CPU affinity is unavailable: the pool then
+// runs one locked, unpinned thread per worker.
+func pinnedAllowedCPUs() ([]int, error) { return nil, errors.ErrUnsupported }
+
+// pinnedPinThread is never called off Linux (pinnedAllowedCPUs fails first).
+func pinnedPinThread(int) error { return errors.ErrUnsupported }
