@@ -13,6 +13,6 @@
 //
 // It owns no goroutines and no state besides reusable scratch buffers: the
 // handler is safe for concurrent use, and every request runs on the
-// goroutine net/http gives it. It imports actors and messages, never
-// storage, cluster or cmd.
+// goroutine net/http gives it. It imports actors, messages and storage
+// (for its sentinel errors), never cluster or cmd.
 package httpapi

@@ -88,9 +88,10 @@ func (h *handler) postTrades(w http.ResponseWriter, r *http.Request) {
 	if len(s.trades) > 0 {
 		res, err = h.node.Ingest(r.Context(), s.trades)
 		if err != nil {
-			// ErrBusy, ErrClosed, storage unavailable, or the client gave
-			// up: all mean "not taken now, retry" (ingest is idempotent by
-			// aggregate id, so a retry of a partly applied batch is safe).
+			// ErrBusy, ErrClosed, storage unavailable (storage.ErrUnavailable:
+			// the WAL append failed), or the client gave up: all mean "not
+			// taken now, retry" (ingest is idempotent by aggregate id, so a
+			// retry of a partly applied batch is safe).
 			h.serverError(w, r, http.StatusServiceUnavailable, err)
 			return
 		}
