@@ -240,7 +240,8 @@ type IngestCall struct {
 // ordered behind every request this goroutine started before: requests
 // started one after another by one goroutine are applied in that order.
 // Wait collects the result. It blocks only for back-pressure (full shard
-// mailboxes, up to Config.BusyTimeout).
+// mailboxes, up to Config.BusyTimeout). IngestAsync does not retain
+// trades.
 func (n *Node) IngestAsync(ctx context.Context, trades []messages.Trade) *IngestCall {
 	n.inflight.Add(1)
 	call := &IngestCall{n: n, done: n.inflight.Done}
@@ -251,28 +252,54 @@ func (n *Node) IngestAsync(ctx context.Context, trades []messages.Trade) *Ingest
 	res := &call.res
 	res.Rejected = []ItemError{}
 	now := n.cfg.Now().UnixMilli()
-	parts := make([]*shardPart, len(n.shards))
+	// Group by shard with a counting sort: one pass validates, hashes and
+	// counts; one allocation holds every part's trades contiguously; a
+	// second pass copies them in (a sequential read of the request). The
+	// parts own their copies, so shards read contiguous memory and a
+	// memory-only shard can keep its part for recovery without copying
+	// again.
+	nsh := len(n.shards)
+	shardOf := make([]int32, len(trades)) // -1: rejected
+	counts := make([]int32, nsh)
 	var maxTime int64
-	touched := 0
+	valid := int32(0)
 	for i := range trades {
 		t := &trades[i]
 		if err := t.Validate(now); err != nil {
 			res.Rejected = append(res.Rejected, ItemError{Index: i, Error: err.Error()})
+			shardOf[i] = -1
 			continue
 		}
-		sh := shardOfFast(t.Symbol, len(n.shards))
-		p := parts[sh]
-		if p == nil {
-			p = &shardPart{reply: make(chan partResult, 1)}
-			parts[sh] = p
-			touched++
-		}
-		p.trades = append(p.trades, *t)
-		p.index = append(p.index, int32(i))
+		sh := shardOfFast(t.Symbol, nsh)
+		shardOf[i] = int32(sh)
+		counts[sh]++
 		maxTime = max(maxTime, t.Time)
+		valid++
 	}
-	if touched == 0 {
+	if valid == 0 {
 		return call
+	}
+	buf := make([]messages.Trade, valid)
+	positions := make([]int32, valid)
+	parts := make([]*shardPart, nsh)
+	off := int32(0)
+	for sh, c := range counts {
+		if c == 0 {
+			continue
+		}
+		parts[sh] = &shardPart{
+			trades:    buf[off : off : off+c],
+			positions: positions[off : off : off+c],
+			reply:     make(chan partResult, 1),
+		}
+		off += c
+	}
+	for i, sh := range shardOf {
+		if sh >= 0 {
+			p := parts[sh]
+			p.trades = append(p.trades, trades[i]) // within capacity: no growth
+			p.positions = append(p.positions, int32(i))
+		}
 	}
 	if err := n.acquire(ctx, parts); err != nil {
 		call.err = err
@@ -294,6 +321,7 @@ func (c *IngestCall) Wait(ctx context.Context) (IngestResult, error) {
 	if c.err != nil {
 		return IngestResult{}, c.err
 	}
+	n := c.n
 	res := c.res
 	if c.routed != nil {
 		select {
@@ -306,21 +334,19 @@ func (c *IngestCall) Wait(ctx context.Context) (IngestResult, error) {
 		if p == nil {
 			continue
 		}
-		if p.wal != nil {
-			// Durable first: a trade is acknowledged only once its WAL
-			// record is (SPEC §4).
-			seq, err := p.wal.Wait()
-			if err != nil {
-				return IngestResult{}, fmt.Errorf("actors: shard %d: %w", sh, err)
-			}
-			res.LastSeq = max(res.LastSeq, seq)
-		} else if p.walErr != nil {
-			return IngestResult{}, fmt.Errorf("actors: shard %d: %w", sh, p.walErr)
-		}
 		select {
 		case r := <-p.reply:
 			if r.err != nil {
 				return IngestResult{}, fmt.Errorf("actors: shard %d: %w", sh, r.err)
+			}
+			if r.wal != nil {
+				// Durable first: a trade is acknowledged only once its
+				// WAL record is (SPEC §4).
+				seq, err := r.wal.Wait()
+				if err != nil {
+					return IngestResult{}, fmt.Errorf("actors: shard %d: %w", sh, err)
+				}
+				res.LastSeq = max(res.LastSeq, seq)
 			}
 			res.Accepted += r.applied
 			res.Duplicates += r.duplicates
@@ -328,12 +354,11 @@ func (c *IngestCall) Wait(ctx context.Context) (IngestResult, error) {
 		case <-ctx.Done():
 			return IngestResult{}, fmt.Errorf("actors: waiting for shard %d: %w", sh, ctx.Err())
 		}
-		if p.wal == nil {
+		if n.store == nil {
 			res.LastSeq = max(res.LastSeq, p.seq)
 		}
 	}
 	slices.SortFunc(res.Rejected, func(a, b ItemError) int { return a.Index - b.Index })
-	n := c.n
 	n.accepted.Add(uint64(res.Accepted))
 	n.duplicates.Add(uint64(res.Duplicates))
 	n.rejected.Add(uint64(len(res.Rejected)))

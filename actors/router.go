@@ -57,14 +57,6 @@ func (r *router) Receive(ctx actor.Context) {
 				if n.cfg.Clock == ClockEvent {
 					p.tickAfter = r.watermark
 				}
-				if n.store != nil {
-					// Queued in router order, so every shard's WAL holds
-					// its inputs in the order it applies them. The shard
-					// does not wait for the write; Ingest does, before it
-					// answers.
-					tb := messages.TradeBatch{TickBefore: p.tickBefore, TickAfter: p.tickAfter, Trades: p.trades}
-					p.wal, p.walErr = n.store.AppendBatchAsync(context.Background(), sh, &tb)
-				}
 				h.send(n.system, p)
 			case advanced:
 				h.send(n.system, &shardTick{now: r.watermark})

@@ -49,17 +49,20 @@ func (f DeltaSinkFunc) Deliver(shard int, d *aggregate.Delta) { f(shard, d) }
 
 // shardPart is one ingest request's trades for one shard.
 type shardPart struct {
-	seq        uint64
+	seq uint64
+	// trades are the part's trades in request order (owned by the part);
+	// positions are their indices in the request, for per-item errors
+	// (nil: none to report, as in replays).
 	trades     []messages.Trade
-	index      []int32         // position of each trade in the original request
+	positions  []int32
 	tickBefore int64           // the clock the shard has been sent before these trades
 	tickAfter  int64           // event clock: the watermark after them (0: none)
 	reply      chan partResult // buffered 1: the first answer is kept, later ones dropped
 
-	// wal is the part's WAL append (nil for a memory-only node or if it
-	// could not be queued: then walErr says why). Ingest waits for it.
-	wal    *storage.Append
-	walErr error
+	// wal is the part's WAL append, queued by the shard before it applies
+	// the trades (durable nodes only). Only the shard's goroutine uses it;
+	// Ingest gets it through the reply.
+	wal *storage.Append
 }
 
 // partResult is a shard's answer for one shardPart.
@@ -68,6 +71,7 @@ type partResult struct {
 	applied    int
 	duplicates int
 	rejected   []ItemError
+	wal        *storage.Append // the part's WAL append; Ingest waits for it
 	err        error
 }
 
@@ -127,6 +131,7 @@ type shardHandle struct {
 	// inputs logged since.
 	checkpoint *aggregate.State
 	log        []shardLogEntry
+	logTrades  int // trades held by log
 	delivered  int // log entries whose output was delivered
 
 	// Durable nodes restart from the stored snapshot and the WAL.
@@ -177,10 +182,13 @@ func (s *shard) Receive(ctx actor.Context) {
 	case *actor.Stopping, *actor.Stopped:
 		return
 	case *shardPart:
-		h.inflight, h.lastPart = m, m
-		if h.node.store == nil {
-			h.log = append(h.log, shardLogEntry{part: m})
+		if err := s.record(m); err != nil {
+			// Not recorded, so not applied: the producer gets the error.
+			m.reply <- partResult{shard: h.id, err: err}
+			<-h.gate
+			break
 		}
+		h.inflight, h.lastPart = m, m
 		if err := s.applyPart(m, true); err != nil {
 			// Not marked delivered: the restarted incarnation replays this
 			// input and stores its closed bars again.
@@ -292,21 +300,26 @@ func (s *shard) start() {
 // deliver) replies. The reply never blocks: the part's channel has room
 // for one answer, and a replay after a failed flush may answer again.
 func (s *shard) applyPart(p *shardPart, deliver bool) error {
-	res := partResult{shard: s.h.id}
+	res := partResult{shard: s.h.id, wal: p.wal}
 	if p.tickBefore > 0 {
 		// A no-op live (the shard was sent this tick before); a replay
 		// ticks here where the live shard had been ticked.
 		s.core.Tick(p.tickBefore)
 	}
 	for i := range p.trades {
-		switch o := s.core.Apply(&p.trades[i]); o {
+		t := &p.trades[i]
+		switch o := s.core.Apply(t); o {
 		case aggregate.Applied:
 			res.applied++
 		case aggregate.Duplicate:
 			res.duplicates++
 		default:
 			if deliver {
-				res.rejected = append(res.rejected, ItemError{Index: int(p.index[i]), Error: rejectReason(o, &p.trades[i])})
+				pos := i
+				if p.positions != nil {
+					pos = int(p.positions[i])
+				}
+				res.rejected = append(res.rejected, ItemError{Index: pos, Error: rejectReason(o, t)})
 			}
 		}
 	}
@@ -376,6 +389,7 @@ func (s *shard) checkpoint() error {
 	s.h.checkpoint = &st
 	clear(s.h.log)
 	s.h.log = s.h.log[:0]
+	s.h.logTrades = 0
 	s.h.delivered = 0
 	return nil
 }
@@ -462,16 +476,17 @@ func (s *shard) startDurable() (recovery, error) {
 		if seq > applied {
 			return errStopReplay
 		}
-		replay.trades, replay.tickBefore, replay.tickAfter = tb.Trades, tb.TickBefore, tb.TickAfter
-		replay.reply, replay.index = nil, nil
+		replay.trades, replay.positions, replay.tickBefore, replay.tickAfter = tb.Trades, nil, tb.TickBefore, tb.TickAfter
+		replay.reply, replay.wal = nil, nil
 		if seq == inflightSeq && h.inflight != nil {
-			replay.reply, replay.index = h.inflight.reply, h.inflight.index
+			// The failed input: answer it, with positions in its request.
+			replay.positions, replay.reply, replay.wal = h.inflight.positions, h.inflight.reply, h.inflight.wal
 		}
 		if err := s.applyPart(replay, seq > h.deliveredSeq); err != nil {
 			return err
 		}
 		rec.records++
-		rec.trades += int64(len(tb.Trades))
+		rec.trades += int64(len(replay.trades))
 		lastSeq = seq
 		return nil
 	})
@@ -498,4 +513,32 @@ func (s *shard) startDurable() (recovery, error) {
 			"restart", h.started, "took", time.Since(began).Round(time.Millisecond))
 	}
 	return rec, nil
+}
+
+// maxLogTrades bounds a memory-only shard's input log: past it the shard
+// checkpoints, so the log never holds more than this many trade copies.
+const maxLogTrades = 1 << 20
+
+// record makes a part recoverable before it is applied: a durable node
+// queues it on the shard's WAL (Ingest waits for the write); a memory-only
+// node keeps it in the input log (the part owns its trades).
+func (s *shard) record(p *shardPart) error {
+	h := s.h
+	if st := h.node.store; st != nil {
+		tb := messages.TradeBatch{TickBefore: p.tickBefore, TickAfter: p.tickAfter, Trades: p.trades}
+		a, err := st.AppendBatchAsync(context.Background(), h.id, &tb)
+		if err != nil {
+			return fmt.Errorf("shard %d: %w", h.id, err)
+		}
+		p.wal = a
+		return nil
+	}
+	if h.logTrades+len(p.trades) > maxLogTrades && len(h.log) > 0 {
+		if err := s.checkpoint(); err != nil {
+			return err
+		}
+	}
+	h.log = append(h.log, shardLogEntry{part: p})
+	h.logTrades += len(p.trades)
+	return nil
 }
