@@ -174,6 +174,8 @@ func (s *shard) Receive(ctx actor.Context) {
 	}()
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
+		// A shard that has not processed anything yet is not late.
+		h.lastBeat.Store(h.node.cfg.Now().UnixMilli())
 		s.start()
 		return
 	case *actor.Restarting:
