@@ -101,7 +101,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	} else {
 		n.klines = newMemKlineStore()
 	}
-	pool, err := NewPinnedPool(PinnedConfig{Workers: cfg.Cores, Logger: n.log})
+	// A mailbox yields (runtime.Gosched) every Throughput messages; on a
+	// locked thread each yield is a thread handoff. Shard mailboxes are
+	// bounded by the ingest gate, so a long turn cannot starve the worker.
+	pool, err := NewPinnedPool(PinnedConfig{Workers: cfg.Cores, Logger: n.log, Throughput: 1 << 16})
 	if err != nil {
 		return nil, fmt.Errorf("actors: pinned dispatcher: %w", err)
 	}
