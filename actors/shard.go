@@ -143,6 +143,7 @@ type shardHandle struct {
 	// started by the failed incarnation. MaxUint64 before the first start.
 	appliedSeq   uint64
 	deliveredSeq uint64 // records up to here had their output delivered
+	walSeq       uint64 // the last WAL record replayed by a start
 	lastTick     int64  // the last clock tick applied
 
 	enqueued    atomic.Uint64
@@ -161,6 +162,50 @@ func (h *shardHandle) send(system *actor.ActorSystem, msg any) {
 type shard struct {
 	h    *shardHandle
 	core *aggregate.Core
+	// puts are closed-bar writes queued on a durable store, oldest first;
+	// the shard waits for them before a snapshot and before answering a
+	// query, never per trade.
+	puts []*storage.Write
+
+	// A WAL replay's progress (startDurable).
+	replayDelivering bool
+	replayed         int
+}
+
+// maxPendingPuts bounds the queued closed-bar writes of one shard.
+const maxPendingPuts = 64
+
+// storeClosed stores closed bars: queued behind the shard's WAL appends on
+// a durable store (a failed write is found by waitPuts), directly in
+// memory otherwise.
+func (s *shard) storeClosed(ks []messages.Kline) error {
+	st := s.h.node.store
+	if st == nil {
+		return s.h.node.klines.PutKlines(ks)
+	}
+	w, err := st.PutKlinesAsync(context.Background(), ks)
+	if err != nil {
+		return err
+	}
+	s.puts = append(s.puts, w)
+	return s.waitPuts(maxPendingPuts)
+}
+
+// waitPuts waits for queued closed-bar writes until at most keep remain.
+// A failed write means stored history may miss bars the shard has moved
+// past: everything since the last snapshot is re-delivered by the restart
+// this error causes.
+func (s *shard) waitPuts(keep int) error {
+	for len(s.puts) > keep {
+		w := s.puts[0]
+		s.puts[0] = nil
+		s.puts = s.puts[1:]
+		if err := w.Wait(); err != nil {
+			s.h.deliveredSeq = 0
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *shard) Receive(ctx actor.Context) {
@@ -210,6 +255,11 @@ func (s *shard) Receive(ctx actor.Context) {
 		}
 		h.delivered = len(h.log)
 	case *openBarQuery:
+		// The caller reads closed bars from the store next: make every
+		// bar this shard closed visible there first.
+		if err := s.waitPuts(0); err != nil {
+			panic(err)
+		}
 		k, ok := s.core.OpenBar(m.symbol, m.iv)
 		m.reply <- openBarReply{k, ok}
 	case *symbolsQuery:
@@ -303,31 +353,7 @@ func (s *shard) start() {
 // for one answer, and a replay after a failed flush may answer again.
 func (s *shard) applyPart(p *shardPart, deliver bool) error {
 	res := partResult{shard: s.h.id, wal: p.wal}
-	if p.tickBefore > 0 {
-		// A no-op live (the shard was sent this tick before); a replay
-		// ticks here where the live shard had been ticked.
-		s.core.Tick(p.tickBefore)
-	}
-	for i := range p.trades {
-		t := &p.trades[i]
-		switch o := s.core.Apply(t); o {
-		case aggregate.Applied:
-			res.applied++
-		case aggregate.Duplicate:
-			res.duplicates++
-		default:
-			if deliver {
-				pos := i
-				if p.positions != nil {
-					pos = int(p.positions[i])
-				}
-				res.rejected = append(res.rejected, ItemError{Index: pos, Error: rejectReason(o, t)})
-			}
-		}
-	}
-	if p.tickAfter > 0 {
-		s.core.Tick(p.tickAfter)
-	}
+	s.applyTrades(p, &res)
 	res.err = s.flush(deliver)
 	if deliver && p.reply != nil {
 		select {
@@ -336,6 +362,39 @@ func (s *shard) applyPart(p *shardPart, deliver bool) error {
 		}
 	}
 	return res.err
+}
+
+// applyTrades ticks to where the part was routed, applies its trades and
+// ticks the event clock past them, counting outcomes into res (nil: no
+// counting, as in replays whose answers were given).
+func (s *shard) applyTrades(p *shardPart, res *partResult) {
+	if p.tickBefore > 0 {
+		// A no-op live (the shard was sent this tick before); a replay
+		// ticks here where the live shard had been ticked.
+		s.core.Tick(p.tickBefore)
+	}
+	for i := range p.trades {
+		t := &p.trades[i]
+		o := s.core.Apply(t)
+		if res == nil {
+			continue
+		}
+		switch o {
+		case aggregate.Applied:
+			res.applied++
+		case aggregate.Duplicate:
+			res.duplicates++
+		default:
+			pos := i
+			if p.positions != nil {
+				pos = int(p.positions[i])
+			}
+			res.rejected = append(res.rejected, ItemError{Index: pos, Error: rejectReason(o, t)})
+		}
+	}
+	if p.tickAfter > 0 {
+		s.core.Tick(p.tickAfter)
+	}
 }
 
 func rejectReason(o aggregate.Outcome, t *messages.Trade) string {
@@ -361,7 +420,7 @@ func (s *shard) flush(deliver bool) error {
 	}
 	n := s.h.node
 	if len(d.Closed) > 0 {
-		if err := n.klines.PutKlines(d.Closed); err != nil {
+		if err := s.storeClosed(d.Closed); err != nil {
 			// The bars are not lost: they are rebuilt from the checkpoint
 			// and the inputs on restart. Fail loudly so supervision
 			// restarts the shard and the caller gets the error.
@@ -385,6 +444,10 @@ func (s *shard) checkpoint() error {
 		return err
 	}
 	if s.h.node.store != nil {
+		// Closed bars first: the snapshot covers the WAL that made them.
+		if err := s.waitPuts(0); err != nil {
+			return err
+		}
 		return s.snapshot()
 	}
 	st := s.core.Snapshot()
@@ -401,7 +464,9 @@ func (s *shard) checkpoint() error {
 func (s *shard) snapshot() error {
 	h := s.h
 	st := h.node.store
-	var covered uint64
+	// walSeq: the last record replayed at start; a part applied since is
+	// later.
+	covered := h.walSeq
 	if p := h.lastPart; p != nil && p.wal != nil {
 		// The shard's appends commit in order, so the last one's sequence
 		// covers all before it. A failed append left no record; its
@@ -409,7 +474,7 @@ func (s *shard) snapshot() error {
 		// retry and will find them duplicates).
 		seq, err := p.wal.Wait()
 		if err == nil {
-			covered = seq
+			covered = max(covered, seq)
 			h.deliveredSeq = max(h.deliveredSeq, seq)
 		}
 	}
@@ -484,7 +549,7 @@ func (s *shard) startDurable() (recovery, error) {
 			// The failed input: answer it, with positions in its request.
 			replay.positions, replay.reply, replay.wal = h.inflight.positions, h.inflight.reply, h.inflight.wal
 		}
-		if err := s.applyPart(replay, seq > h.deliveredSeq); err != nil {
+		if err := s.replayPart(replay, seq > h.deliveredSeq); err != nil {
 			return err
 		}
 		rec.records++
@@ -494,6 +559,9 @@ func (s *shard) startDurable() (recovery, error) {
 	})
 	if err != nil && !errors.Is(err, errStopReplay) {
 		return rec, fmt.Errorf("shard %d: replay WAL: %w", h.id, err)
+	}
+	if err := s.flush(true); err != nil {
+		return rec, err
 	}
 	if h.lastTick > 0 {
 		s.core.Tick(h.lastTick)
@@ -508,6 +576,7 @@ func (s *shard) startDurable() (recovery, error) {
 		<-h.gate
 	}
 	h.deliveredSeq = max(h.deliveredSeq, lastSeq)
+	h.walSeq = max(h.walSeq, lastSeq)
 	rec.symbols = len(s.core.Symbols(nil))
 	rec.watermark = s.core.Watermark()
 	if rec.records > 0 {
@@ -542,5 +611,30 @@ func (s *shard) record(p *shardPart) error {
 	}
 	h.log = append(h.log, shardLogEntry{part: p})
 	h.logTrades += len(p.trades)
+	return nil
+}
+
+// replayPart applies a replayed WAL record. Output accumulates across
+// records (one store write per many records instead of one per record);
+// it is flushed when the replay crosses from already-delivered records to
+// new ones, when it grows large, and for the failed input being answered.
+func (s *shard) replayPart(p *shardPart, deliver bool) error {
+	if !deliver {
+		return s.applyPart(p, false)
+	}
+	if !s.replayDelivering {
+		// Everything before this record was delivered before the failure.
+		if err := s.flush(false); err != nil {
+			return err
+		}
+		s.replayDelivering = true
+	}
+	if p.reply != nil {
+		return s.applyPart(p, true)
+	}
+	s.applyTrades(p, nil)
+	if s.replayed++; s.replayed%256 == 0 {
+		return s.flush(true)
+	}
 	return nil
 }

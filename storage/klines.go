@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/klinecast/klinecast/messages"
 )
@@ -21,17 +22,81 @@ func (s *Store) PutKlines(ctx context.Context, ks []messages.Kline) error {
 	if len(ks) == 0 {
 		return nil
 	}
+	kvs, err := klineKVs(ks)
+	if err != nil {
+		return err
+	}
+	if err := s.write(ctx, kvs, spaceFull, s.syncUnlessNone(), nil); err != nil {
+		return fmt.Errorf("storage: PutKlines (%d bars): %w", len(ks), err)
+	}
+	return nil
+}
+
+// Write is a write in flight, returned by PutKlinesAsync.
+type Write struct {
+	s    *Store
+	o    *op
+	n    int
+	once sync.Once
+	err  error
+}
+
+// PutKlinesAsync is PutKlines without waiting and without its fsync: the
+// bars are encoded and queued behind every write queued before, and Wait
+// reports the outcome. A shard uses it to store closed bars without
+// stalling its worker on a commit; since the committer writes in queue
+// order, a SaveSnapshot queued later that succeeds (it is fsynced) also
+// makes these bars durable, provided Wait reported no error. ks is not
+// retained.
+func (s *Store) PutKlinesAsync(ctx context.Context, ks []messages.Kline) (*Write, error) {
+	kvs, err := klineKVs(ks)
+	if err != nil {
+		return nil, err
+	}
+	o := s.getOp()
+	o.kind = opWrite
+	o.kvs = kvs
+	o.space = spaceFull
+	if !s.gate.enter() {
+		s.putOp(o)
+		return nil, fmt.Errorf("storage: PutKlines: %w", ErrClosed)
+	}
+	err = s.enqueue(ctx, o)
+	s.gate.exit()
+	if err != nil {
+		s.putOp(o)
+		return nil, fmt.Errorf("storage: PutKlines: %w", err)
+	}
+	return &Write{s: s, o: o, n: len(ks)}, nil
+}
+
+// Wait blocks until the write is done and returns its error. It may be
+// called any number of times, from any goroutines.
+func (w *Write) Wait() error {
+	w.once.Do(func() {
+		<-w.o.done
+		if w.o.err != nil {
+			w.err = fmt.Errorf("storage: PutKlines (%d bars): %w", w.n, w.o.err)
+		}
+		w.s.putOp(w.o)
+		w.o = nil
+	})
+	return w.err
+}
+
+// klineKVs validates and encodes closed bars as key/value writes.
+func klineKVs(ks []messages.Kline) ([]kvOp, error) {
 	keyLen, valLen := 0, 0
 	for i := range ks {
 		k := &ks[i]
 		if err := checkSymbol(k.Symbol); err != nil {
-			return fmt.Errorf("storage: PutKlines[%d]: %w", i, err)
+			return nil, fmt.Errorf("storage: PutKlines[%d]: %w", i, err)
 		}
 		if !k.Interval.Valid() {
-			return fmt.Errorf("storage: PutKlines[%d] %s: invalid interval %d", i, k.Symbol, k.Interval)
+			return nil, fmt.Errorf("storage: PutKlines[%d] %s: invalid interval %d", i, k.Symbol, k.Interval)
 		}
 		if !k.Closed {
-			return fmt.Errorf("storage: PutKlines[%d] %s/%s/%d: bar is not closed", i, k.Symbol, k.Interval, k.OpenTime)
+			return nil, fmt.Errorf("storage: PutKlines[%d] %s/%s/%d: bar is not closed", i, k.Symbol, k.Interval, k.OpenTime)
 		}
 		keyLen += 2 + len(k.Symbol) + 1 + 8
 		valLen += headerLen + 160 + len(k.Symbol)
@@ -57,10 +122,7 @@ func (s *Store) PutKlines(ctx context.Context, ks []messages.Kline) error {
 	for i, sp := range spans {
 		kvs[i] = kvOp{key: keys[sp.k0:sp.k1], val: vals[sp.v0:sp.v1]}
 	}
-	if err := s.write(ctx, kvs, spaceFull, s.syncUnlessNone(), nil); err != nil {
-		return fmt.Errorf("storage: PutKlines (%d bars): %w", len(ks), err)
-	}
-	return nil
+	return kvs, nil
 }
 
 // Klines appends to dst the stored bars of (symbol, iv) whose open time is

@@ -25,16 +25,21 @@ func (commands) Bench() command {
 }
 
 const benchHelp = `
-Usage: klinecast bench pipeline [flags]
+Usage: klinecast bench pipeline|recovery [flags]
 
 pipeline measures, in one run and on the same generated trades, the bare
 aggregation core on one goroutine and the whole actor pipeline (ingest
 router → shards on pinned workers → deltas), and prints the trade rates,
 the allocations per trade of the pipeline and the number of cores.
 
+recovery writes a WAL tail of generated trades (no snapshot) into a
+temporary data directory, then measures a node start that replays it, the
+node's RSS afterwards, and a start from the snapshots of that state.
+
 Examples:
   klinecast bench pipeline --json
   klinecast bench pipeline --trades 10000000 --symbols 1000 --batch 50000
+  klinecast bench recovery --trades 10000000 --symbols 2000 --json
 `
 
 type benchOptions struct {
@@ -66,13 +71,21 @@ type PipelineResult struct {
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "pipeline" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+	if len(args) > 0 {
+		switch args[0] {
+		case "pipeline":
+			return runBenchPipeline(ctx, args[1:], stdout, stderr)
+		case "recovery":
+			return runBenchRecovery(ctx, args[1:], stdout, stderr)
+		case "-h", "--help", "-help":
 			fmt.Fprint(stdout, benchHelp)
 			return flag.ErrHelp
 		}
-		return usageErrorf("bench: want a benchmark name: pipeline")
 	}
+	return usageErrorf("bench: want a benchmark name: pipeline or recovery")
+}
+
+func runBenchPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench pipeline", benchHelp)
 	o := benchOptions{}
 	fs.Int64Var(&o.trades, "trades", 5_000_000, "trades to generate (≥ 1)")
@@ -87,7 +100,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&o.span, "span", time.Hour, "trade time the generated trades cover")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the pipeline run to this file")
 	lvl := logFlag(fs)
-	if _, err := parseFlags(fs, args[1:], stdout); err != nil {
+	if _, err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	var err error
