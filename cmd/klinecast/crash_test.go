@@ -1,0 +1,263 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/klinecast/klinecast/actors"
+	"github.com/klinecast/klinecast/actors/aggregate"
+	"github.com/klinecast/klinecast/internal/gen"
+	"github.com/klinecast/klinecast/messages"
+)
+
+// crashNode is one run of the real binary.
+type crashNode struct {
+	cmd    *exec.Cmd
+	url    string
+	stderr *lockedBuffer
+	exited chan error
+}
+
+// startCrashNode starts `klinecast serve` on dataDir and waits for its
+// listening line.
+func startCrashNode(t *testing.T, bin, dataDir string, extra ...string) *crashNode {
+	t.Helper()
+	args := append([]string{"serve", "--clock", "event", "--http", "127.0.0.1:0", "--data-dir", dataDir,
+		"--shards", "8", "--intervals", "1m,1h,1d", "--snapshot-interval", "300ms", "--log-level", "warn"}, extra...)
+	n := &crashNode{cmd: exec.Command(bin, args...), stderr: &lockedBuffer{}, exited: make(chan error, 1)}
+	stdout, err := n.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.cmd.Stderr = n.stderr
+	if err := n.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if u, ok := listenURL(sc.Text()); ok {
+				urls <- u
+			}
+		}
+		n.exited <- n.cmd.Wait()
+	}()
+	select {
+	case n.url = <-urls:
+	case err := <-n.exited:
+		t.Fatalf("serve exited before listening: %v\n%s", err, n.stderr.String())
+	case <-time.After(2 * time.Minute):
+		n.kill()
+		t.Fatalf("no listening line\n%s", n.stderr.String())
+	}
+	return n
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (n *crashNode) kill() {
+	_ = n.cmd.Process.Signal(syscall.SIGKILL)
+	<-n.exited
+}
+
+// post sends one NDJSON batch; ok reports a 200 with every trade accepted
+// or a duplicate (the batch is acknowledged).
+func (n *crashNode) post(body []byte, size int) (ok bool, err error) {
+	resp, err := http.Post(n.url+"/api/v1/trades", "application/x-ndjson", bytes.NewReader(body))
+	if err != nil {
+		return false, nil // the node died under the request: not acknowledged
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false, nil
+	}
+	var res actors.IngestResult
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		return false, nil
+	}
+	if res.Accepted+res.Duplicates != size || len(res.Rejected) != 0 {
+		return false, fmt.Errorf("batch of %d acknowledged as %+v", size, res)
+	}
+	return true, nil
+}
+
+// TestCrashKill9LosesNothingAcknowledged streams trades into the real
+// binary and kills it with SIGKILL at random moments, several times (while
+// a request is in flight, so some batches are durable but unanswered).
+// After each restart the producer re-sends every batch not answered 200.
+// The klines must then equal the offline aggregate of all trades: nothing
+// acknowledged lost, nothing counted twice.
+func TestCrashKill9LosesNothingAcknowledged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process crash test")
+	}
+	bin := buildBinary(t)
+	dataDir := filepath.Join(t.TempDir(), "data")
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d (the kill points are random; the verdict must not depend on them)", seed)
+	rng := rand.New(rand.NewPCG(seed, 7))
+
+	syms := gen.Symbols(6)
+	g, err := gen.New(gen.Config{Symbols: syms, Trades: 24_000, Span: 3 * 24 * time.Hour, Seed: 21})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var trades []messages.Trade
+	for tr := (messages.Trade{}); g.Next(&tr); {
+		trades = append(trades, tr)
+	}
+	const batch = 200
+	var bodies [][]byte
+	for i := 0; i < len(trades); i += batch {
+		var b []byte
+		for j := i; j < min(i+batch, len(trades)); j++ {
+			b = append(messages.AppendAggTradeJSON(b, &trades[j]), '\n')
+		}
+		bodies = append(bodies, b)
+	}
+	size := func(i int) int { return min(batch, len(trades)-i*batch) }
+
+	next := 0 // first batch not yet acknowledged
+	for kill := 0; kill < 5; kill++ {
+		n := startCrashNode(t, bin, dataDir)
+		// Acknowledge a random number of batches, then kill the node while
+		// the next request is in flight.
+		for stop := next + 1 + rng.IntN(25); next < stop && next < len(bodies)-1; next++ {
+			ok, err := n.post(bodies[next], size(next))
+			if err != nil {
+				n.kill()
+				t.Fatal(err)
+			}
+			if !ok {
+				n.kill()
+				t.Fatalf("batch %d refused by a healthy node\n%s", next, n.stderr.String())
+			}
+		}
+		inflight := make(chan struct{})
+		go func() {
+			defer close(inflight)
+			n.post(bodies[next], size(next)) // outcome unknown: re-sent later
+		}()
+		n.kill()
+		<-inflight
+		t.Logf("run %d: killed after %d acknowledged batches", kill, next)
+	}
+
+	n := startCrashNode(t, bin, dataDir)
+	defer func() {
+		_ = n.cmd.Process.Signal(syscall.SIGTERM)
+		<-n.exited
+	}()
+	for ; next < len(bodies); next++ {
+		ok, err := n.post(bodies[next], size(next))
+		if err != nil || !ok {
+			t.Fatalf("final run, batch %d: ok=%v err=%v\n%s", next, ok, err, n.stderr.String())
+		}
+	}
+	requireHTTPMatchesOffline(t, n.url, trades, []messages.Interval{messages.Interval1m, messages.Interval1h, messages.Interval1d})
+}
+
+// TestCrashSecondNodeOnDataDirRefused starts two nodes on one data dir: the
+// second must fail at once with an error naming the directory.
+func TestCrashSecondNodeOnDataDirRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	bin := buildBinary(t)
+	dataDir := filepath.Join(t.TempDir(), "data")
+	first := startCrashNode(t, bin, dataDir)
+	defer first.kill()
+	var stderr bytes.Buffer
+	second := exec.Command(bin, "serve", "--http", "127.0.0.1:0", "--data-dir", dataDir)
+	second.Stderr = &stderr
+	err := second.Run()
+	var exitErr *exec.ExitError
+	if !errorsAs(err, &exitErr) || exitErr.ExitCode() != exitFailure {
+		t.Fatalf("second node: %v, want exit %d\n%s", err, exitFailure, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), dataDir) || !strings.Contains(stderr.String(), "in use") {
+		t.Fatalf("second node's error does not name the locked dir:\n%s", stderr.String())
+	}
+}
+
+func errorsAs(err error, target **exec.ExitError) bool {
+	e, ok := err.(*exec.ExitError)
+	if ok {
+		*target = e
+	}
+	return ok
+}
+
+// requireHTTPMatchesOffline pages through GET /api/v3/klines for every
+// symbol and interval and compares each bar with the offline aggregate:
+// exact, except quote volumes (float sums: 1e-9 relative).
+func requireHTTPMatchesOffline(t *testing.T, url string, trades []messages.Trade, ivs []messages.Interval) {
+	t.Helper()
+	bySym := map[string][]messages.Trade{}
+	for _, tr := range trades {
+		bySym[tr.Symbol] = append(bySym[tr.Symbol], tr)
+	}
+	for sym, ts := range bySym {
+		off := aggregate.NewOffline(sym, ivs)
+		for i := range ts {
+			if err := off.Add(&ts[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, iv := range ivs {
+			want := off.Klines(iv)
+			var got []messages.Kline
+			for start := want[0].OpenTime; len(got) < len(want); {
+				var rows []json.RawMessage
+				if err := getJSON(fmt.Sprintf("%s/api/v3/klines?symbol=%s&interval=%s&startTime=%d&limit=1000", url, sym, iv, start), &rows); err != nil {
+					t.Fatal(err)
+				}
+				if len(rows) == 0 {
+					break
+				}
+				for _, r := range rows {
+					var k messages.Kline
+					if err := messages.ParseKlineRowJSON(r, &k, sym, iv); err != nil {
+						t.Fatalf("%s %s: row %s: %v", sym, iv, r, err)
+					}
+					got = append(got, k)
+				}
+				start = got[len(got)-1].OpenTime + 1
+			}
+			if len(got) < len(want) {
+				t.Fatalf("%s %s: %d bars served, offline has %d", sym, iv, len(got), len(want))
+			}
+			for i := range want {
+				g, w := got[i], want[i]
+				if !quoteClose(g.QuoteVolume, w.QuoteVolume) || !quoteClose(g.TakerBuyQuoteVolume, w.TakerBuyQuoteVolume) {
+					t.Fatalf("%s %s bar %d: quote volumes %v/%v, want %v/%v", sym, iv, i, g.QuoteVolume, g.TakerBuyQuoteVolume, w.QuoteVolume, w.TakerBuyQuoteVolume)
+				}
+				// The REST row carries no trade ids or closed flag.
+				g.QuoteVolume, g.TakerBuyQuoteVolume = w.QuoteVolume, w.TakerBuyQuoteVolume
+				g.FirstTradeID, g.LastTradeID, g.Closed = w.FirstTradeID, w.LastTradeID, w.Closed
+				if g != w {
+					t.Fatalf("%s %s bar %d (%s): trades lost or counted twice\n got %+v\nwant %+v", sym, iv, i,
+						time.UnixMilli(w.OpenTime).UTC().Format(time.RFC3339), g, w)
+				}
+			}
+		}
+	}
+}
+
+// quoteClose compares quote volumes as printed (8 decimals) within 1e-9
+// relative or half a unit of the last printed digit.
+func quoteClose(a, b float64) bool {
+	d := math.Abs(a - b)
+	return d <= 1e-9*math.Max(math.Abs(a), math.Abs(b)) || d <= 0.5e-8+1e-12
+}
