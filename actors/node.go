@@ -194,8 +194,14 @@ type RecoveryStats struct {
 // Recovery returns what Start recovered (zero for a memory-only node).
 func (n *Node) Recovery() RecoveryStats { return n.recovery }
 
-// Config returns the node's effective configuration.
-func (n *Node) Config() Config { return n.cfg }
+// Config returns the node's effective configuration (a copy: changing it
+// changes nothing).
+func (n *Node) Config() Config {
+	c := n.cfg
+	c.Intervals = slices.Clone(c.Intervals)
+	c.Symbols = slices.Clone(c.Symbols)
+	return c
+}
 
 // Workers returns the number of pinned workers the shards run on.
 func (n *Node) Workers() int { return n.pool.Workers() }
@@ -438,7 +444,12 @@ func (n *Node) Klines(ctx context.Context, symbol string, iv messages.Interval, 
 		}
 		lo = stepBack(iv, iv.Align(ref), limit)
 	}
-	bars, err := n.klines.Klines(symbol, iv, lo, hi, 0, nil)
+	fetch := 0 // the latest-bars range holds at most limit+1 bars already
+	if start > 0 {
+		// Pages of a long history cost their own size, not the rest of it.
+		fetch = limit
+	}
+	bars, err := n.klines.Klines(symbol, iv, lo, hi, fetch, nil)
 	if err != nil {
 		return nil, fmt.Errorf("actors: klines %s %s: %w", symbol, iv, err)
 	}
