@@ -25,7 +25,7 @@ func (commands) Bench() command {
 }
 
 const benchHelp = `
-Usage: klinecast bench pipeline|recovery [flags]
+Usage: klinecast bench pipeline|recovery|ingest [flags]
 
 pipeline measures, in one run and on the same generated trades, the bare
 aggregation core on one goroutine and the whole actor pipeline (ingest
@@ -35,6 +35,9 @@ the allocations per trade of the pipeline and the number of cores.
 recovery writes a WAL tail of generated trades (no snapshot) into a
 temporary data directory, then measures a node start that replays it, the
 node's RSS afterwards, and a start from the snapshots of that state.
+
+ingest measures HTTP ingest into a node on a temporary data dir, once per
+durability mode (klinecast bench ingest -h).
 
 Examples:
   klinecast bench pipeline --json
@@ -77,12 +80,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return runBenchPipeline(ctx, args[1:], stdout, stderr)
 		case "recovery":
 			return runBenchRecovery(ctx, args[1:], stdout, stderr)
+		case "ingest":
+			return runBenchIngest(ctx, args[1:], stdout, stderr)
 		case "-h", "--help", "-help":
 			fmt.Fprint(stdout, benchHelp)
 			return flag.ErrHelp
 		}
 	}
-	return usageErrorf("bench: want a benchmark name: pipeline or recovery")
+	return usageErrorf("bench: want a benchmark name: pipeline, recovery or ingest")
 }
 
 func runBenchPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) error {
