@@ -1,6 +1,7 @@
 package messages
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"strconv"
@@ -554,5 +555,21 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// appendFloat8 formats a quote volume as Binance does: 8 fraction digits.
-func appendFloat8(b []byte, v float64) []byte { return strconv.AppendFloat(b, v, 'f', 8, 64) }
+// appendFloat8 formats a quote volume as Binance does, with 8 fraction
+// digits, and without float noise: the shortest decimal that reads back as
+// v, padded with zeros ("123456789.12300000", not the "…12299999" that
+// rounding v's exact binary value to 8 places gives). Only when the
+// shortest form needs more than 8 fraction digits is v rounded to 8.
+func appendFloat8(b []byte, v float64) []byte {
+	start := len(b)
+	b = strconv.AppendFloat(b, v, 'f', -1, 64)
+	dot := bytes.IndexByte(b[start:], '.')
+	if dot < 0 {
+		return append(b, ".00000000"...)
+	}
+	frac := len(b) - start - dot - 1
+	if frac > Scale {
+		return strconv.AppendFloat(b[:start], v, 'f', Scale, 64)
+	}
+	return append(b, "00000000"[:Scale-frac]...)
+}

@@ -346,3 +346,26 @@ func BenchmarkKlineCSV(b *testing.B) {
 		}
 	})
 }
+
+func TestAppendFloat8HasNoFloatNoise(t *testing.T) {
+	tests := []struct {
+		v    float64
+		want string
+	}{
+		{0, "0.00000000"},
+		{1, "1.00000000"},
+		{123456789.123, "123456789.12300000"}, // 'f',8 of the binary value: 123456789.12299999
+		{2434.19055334, "2434.19055334"},
+		{0.1 + 0.2, "0.30000000"}, // shortest form 0.30000000000000004: rounded to 8
+		{1e-8, "0.00000001"},
+		{98765432101.5, "98765432101.50000000"},
+	}
+	for _, tt := range tests {
+		if got := string(appendFloat8(nil, tt.v)); got != tt.want {
+			t.Errorf("appendFloat8(%v) = %s, want %s", tt.v, got, tt.want)
+		}
+	}
+	if a := testing.AllocsPerRun(100, func() { appendFloat8(make([]byte, 0, 32), 123456789.123) }); a > 1 {
+		t.Errorf("%v allocs", a)
+	}
+}
