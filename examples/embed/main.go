@@ -1,12 +1,3 @@
-// Command embed shows how a Go program embeds a klinecast node: it starts
-// a node in-process, sends trades to the node's ingest router as actor
-// messages (*messages.TradeBatch, answered with *actors.IngestReply), and
-// reads the resulting K-lines with Node.Klines.
-//
-//	go run ./examples/embed
-//
-// The node runs memory-only with the event clock, so the output depends
-// only on the trades below.
 package main
 
 import (

@@ -1,0 +1,8 @@
+// Package layout holds no code: its test enforces the import rules each
+// package's doc.go states, so the graph keeps pointing one way:
+//
+//	cmd → cluster → actors → storage → messages
+//
+// with the pure aggregation core (actors/aggregate) and the trade
+// generator (internal/gen) importing only messages.
+package layout
