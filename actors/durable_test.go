@@ -2,7 +2,10 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -106,6 +109,74 @@ func (n *Node) abandon() {
 		n.stop()
 		n.bg.Wait()
 		n.system.Root.StopFuture(n.root).Wait()
+		n.stopWALWaiters()
 		n.pool.Close()
 	})
+}
+
+// TestDurableStorageFailureRefusesThenRecovers fails every storage write
+// (as a full disk or a failed fsync does) in the middle of a stream: ingest
+// must fail with storage.ErrUnavailable (HTTP 503) while it lasts, work
+// again once writes succeed, and lose nothing acknowledged — checked after
+// a restart that replays the WAL.
+func TestDurableStorageFailureRefusesThenRecovers(t *testing.T) {
+	trades := genTrades(t, 6, 6_000, 2*24*time.Hour, 8)
+	dir := t.TempDir()
+	var failing atomic.Bool
+	scfg := storage.DefaultLocalConfig(dir)
+	scfg.Logger = slog.New(slog.DiscardHandler)
+	scfg.Faults = storage.FaultFunc(func(storage.FaultOp) error {
+		if failing.Load() {
+			return syscall.ENOSPC
+		}
+		return nil
+	})
+	st, err := storage.Open(context.Background(), scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := eventConfig()
+	cfg.Store = st
+	cfg.CheckpointInterval = time.Hour
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	n, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := len(trades) / 2
+	ingestAll(t, n, trades[:half], 300, nil)
+
+	failing.Store(true)
+	_, err = n.Ingest(context.Background(), trades[half:half+300])
+	if !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("ingest with failing storage: %v, want ErrUnavailable", err)
+	}
+	if err := n.Checkpoint(context.Background()); err == nil {
+		t.Fatal("a snapshot succeeded while storage fails")
+	}
+	failing.Store(false)
+	// The producer retries the refused batch (some of its trades may have
+	// been applied: they count as duplicates) and goes on.
+	ingestAllowingDuplicates(t, n, trades[half:], 300)
+	n.abandon() // crash: the restart must rebuild everything from the WAL
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	st = openStore(t, dir)
+	t.Cleanup(func() { st.Close() })
+	cfg.Store = st
+	requireMatchesOffline(t, testNode(t, cfg), trades)
+}
+
+// ingestAllowingDuplicates is ingestAll for retried batches.
+func ingestAllowingDuplicates(t testing.TB, n *Node, trades []messages.Trade, batch int) {
+	t.Helper()
+	for i := 0; i < len(trades); i += batch {
+		end := min(i+batch, len(trades))
+		res, err := n.Ingest(context.Background(), trades[i:end])
+		if err != nil || res.Accepted+res.Duplicates != end-i || len(res.Rejected) != 0 {
+			t.Fatalf("ingest batch at %d: %+v, %v", i, res, err)
+		}
+	}
 }

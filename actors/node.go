@@ -113,6 +113,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	for i := range n.shards {
 		n.shards[i] = &shardHandle{id: i, node: n, gate: make(chan struct{}, cfg.MailboxSize),
 			recovered: make(chan recovery, 1), appliedSeq: math.MaxUint64}
+		if cfg.Store != nil {
+			// At most MailboxSize parts are queued or waiting per shard
+			// (the gate), so sends to walq never block.
+			n.shards[i].walq = make(chan *shardPart, cfg.MailboxSize)
+		}
 	}
 	n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return n.log.With("lib", "protoactor")
@@ -194,6 +199,16 @@ type RecoveryStats struct {
 // Recovery returns what Start recovered (zero for a memory-only node).
 func (n *Node) Recovery() RecoveryStats { return n.recovery }
 
+// stopWALWaiters ends the shards' WAL waiter goroutines; the actor tree
+// has stopped, so nothing sends to their queues any more.
+func (n *Node) stopWALWaiters() {
+	for _, h := range n.shards {
+		if h.walq != nil {
+			close(h.walq)
+		}
+	}
+}
+
 // Config returns the node's effective configuration (a copy: changing it
 // changes nothing).
 func (n *Node) Config() Config {
@@ -237,12 +252,13 @@ func (n *Node) Ingest(ctx context.Context, trades []messages.Trade) (IngestResul
 
 // IngestCall is an ingest request in flight.
 type IngestCall struct {
-	n      *Node
-	res    IngestResult
-	parts  []*shardPart
-	routed chan struct{} // closed by the router (see ingestBatch)
-	err    error
-	done   func()
+	n       *Node
+	res     IngestResult
+	parts   []*shardPart
+	maxTime int64
+	routed  chan struct{} // closed by the router (see ingestBatch)
+	err     error
+	done    func()
 }
 
 // IngestAsync starts an ingest request and returns once the request is
@@ -315,6 +331,7 @@ func (n *Node) IngestAsync(ctx context.Context, trades []messages.Trade) *Ingest
 		return call
 	}
 	call.parts = parts
+	call.maxTime = maxTime
 	call.routed = make(chan struct{})
 	n.system.Root.Send(n.router, &ingestBatch{parts: parts, maxTime: maxTime, routed: call.routed})
 	return call
@@ -368,6 +385,15 @@ func (c *IngestCall) Wait(ctx context.Context) (IngestResult, error) {
 		}
 	}
 	slices.SortFunc(res.Rejected, func(a, b ItemError) int { return a.Index - b.Index })
+	if n.cfg.Clock == ClockEvent && len(c.parts) > 0 {
+		done := make(chan struct{})
+		n.system.Root.Send(n.router, &batchDone{maxTime: c.maxTime, done: done})
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return IngestResult{}, fmt.Errorf("actors: waiting for the clock: %w", ctx.Err())
+		}
+	}
 	n.accepted.Add(uint64(res.Accepted))
 	n.duplicates.Add(uint64(res.Duplicates))
 	n.rejected.Add(uint64(len(res.Rejected)))
@@ -605,6 +631,7 @@ func (n *Node) Close(ctx context.Context) error {
 		if serr := n.system.Root.StopFuture(n.root).Wait(); serr != nil {
 			err = errors.Join(err, fmt.Errorf("actors: stop actor tree: %w", serr))
 		}
+		n.stopWALWaiters()
 		n.pool.Close()
 		n.log.Info("node stopped", "accepted", n.accepted.Load(), "uptime", time.Since(n.started).Round(time.Millisecond))
 	})

@@ -20,6 +20,12 @@ type ingestBatch struct {
 // clockTick is a wall-clock tick from the clock actor.
 type clockTick struct{ now int64 }
 
+// batchDone reports an event-clock ingest request that every shard applied.
+type batchDone struct {
+	maxTime int64
+	done    chan struct{} // closed once the ticks are sent
+}
+
 // setClock gives the router the clock the shards recovered to; it ticks
 // every shard to it so they all agree.
 type setClock struct{ now int64 }
@@ -42,27 +48,32 @@ func (r *router) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *ingestBatch:
 		seq := n.seq.Add(1)
-		before := r.watermark
-		advanced := false
-		if n.cfg.Clock == ClockEvent && m.maxTime > r.watermark {
-			r.watermark = m.maxTime
-			advanced = true
-		}
 		for sh, p := range m.parts {
-			h := n.shards[sh]
-			switch {
-			case p != nil:
-				p.seq = seq
-				p.tickBefore = before
-				if n.cfg.Clock == ClockEvent {
-					p.tickAfter = r.watermark
-				}
-				h.send(n.system, p)
-			case advanced:
+			if p == nil {
+				continue
+			}
+			p.seq = seq
+			p.tickBefore = r.watermark
+			if n.cfg.Clock == ClockEvent {
+				// The shards this batch touches tick past it right away;
+				// the others when the batch is known to be applied
+				// (batchDone), so a batch that fails moves no clock.
+				p.tickAfter = max(r.watermark, m.maxTime)
+			}
+			n.shards[sh].send(n.system, p)
+		}
+		close(m.routed)
+	case *batchDone:
+		// Event clock: an ingest request was applied everywhere; the
+		// watermark moves to its newest trade and every shard learns it
+		// before the request is answered (done).
+		if m.maxTime > r.watermark {
+			r.watermark = m.maxTime
+			for _, h := range n.shards {
 				h.send(n.system, &shardTick{now: r.watermark})
 			}
 		}
-		close(m.routed)
+		close(m.done)
 	case *clockTick:
 		// Ticks stay ordered with the trades (never coalesced): the WAL
 		// records the clock before each batch, and a replay must find the

@@ -78,6 +78,17 @@ type partResult struct {
 // shardTick moves a shard's clock.
 type shardTick struct{ now int64 }
 
+// walDurable tells a shard that a part's WAL append finished (sent by the
+// shard's WAL waiter, in append order).
+type walDurable struct{ part *shardPart }
+
+// awaitEntry is an input waiting for an earlier part's WAL write: a part,
+// or a clock tick (part == nil).
+type awaitEntry struct {
+	part *shardPart
+	tick int64
+}
+
 // recovery is what a shard's first start restored.
 type recovery struct {
 	records, trades int64 // WAL records and trades replayed
@@ -134,6 +145,12 @@ type shardHandle struct {
 	logTrades  int // trades held by log
 	delivered  int // log entries whose output was delivered
 
+	// Durable nodes apply a part once its WAL record is durable: awaiting
+	// holds the inputs waiting for that, in order, and walq feeds the
+	// waiter goroutine that reports each append's outcome (walDurable).
+	awaiting []awaitEntry
+	walq     chan *shardPart
+
 	// Durable nodes restart from the stored snapshot and the WAL.
 	started   bool          // the first start (recovery) happened
 	recovered chan recovery // the first start's outcome, for Node.Start
@@ -164,49 +181,76 @@ type shard struct {
 	core *aggregate.Core
 	// puts are closed-bar writes queued on a durable store, oldest first;
 	// the shard waits for them before a snapshot and before answering a
-	// query, never per trade.
-	puts []*storage.Write
+	// query, never per trade. Each keeps its Delta (not yet released to
+	// the core) so a failed write can be queued again.
+	puts     []pendingPut
+	putFails int // consecutive failed waits, for the log
 
 	// A WAL replay's progress (startDurable).
 	replayDelivering bool
 	replayed         int
 }
 
+// pendingPut is a closed-bar write in flight and the Delta it came from.
+type pendingPut struct {
+	w *storage.Write // nil: not queued (the store refused it)
+	d *aggregate.Delta
+}
+
 // maxPendingPuts bounds the queued closed-bar writes of one shard.
 const maxPendingPuts = 64
 
-// storeClosed stores closed bars: queued behind the shard's WAL appends on
-// a durable store (a failed write is found by waitPuts), directly in
-// memory otherwise.
-func (s *shard) storeClosed(ks []messages.Kline) error {
-	st := s.h.node.store
-	if st == nil {
-		return s.h.node.klines.PutKlines(ks)
-	}
-	w, err := st.PutKlinesAsync(context.Background(), ks)
+// queuePut queues d's closed bars on the durable store; the shard keeps d
+// until the write succeeded.
+func (s *shard) queuePut(d *aggregate.Delta) {
+	w, err := s.h.node.store.PutKlinesAsync(context.Background(), d.Closed)
 	if err != nil {
-		return err
+		w = nil // found and retried by waitPuts
 	}
-	s.puts = append(s.puts, w)
-	return s.waitPuts(maxPendingPuts)
+	s.puts = append(s.puts, pendingPut{w: w, d: d})
 }
 
-// waitPuts waits for queued closed-bar writes until at most keep remain.
-// A failed write means stored history may miss bars the shard has moved
-// past: everything since the last snapshot is re-delivered by the restart
-// this error causes.
+// waitPuts waits for queued closed-bar writes until at most keep remain,
+// releasing their Deltas. When one failed (a full disk, a failed fsync) it
+// queues it again together with every later one, in order (so a retried
+// bar never overwrites a newer correction), and returns the error: the bars
+// stay in memory until the store takes them, and snapshots wait for that.
 func (s *shard) waitPuts(keep int) error {
 	for len(s.puts) > keep {
-		w := s.puts[0]
-		s.puts[0] = nil
-		s.puts = s.puts[1:]
-		if err := w.Wait(); err != nil {
-			s.h.deliveredSeq = 0
-			return err
+		p := s.puts[0]
+		err := errPutNotQueued
+		if p.w != nil {
+			err = p.w.Wait()
 		}
+		if err != nil {
+			// Should the shard restart before the retry succeeds, it must
+			// deliver again everything since its snapshot.
+			s.h.deliveredSeq = 0
+			if s.putFails++; s.putFails == 1 || s.putFails%100 == 0 {
+				s.h.node.log.Error("storing closed bars failed; will retry", "shard", s.h.id, "pending", len(s.puts), "err", err)
+			}
+			for i := range s.puts {
+				if s.puts[i].w != nil {
+					s.puts[i].w.Wait() // FIFO: nothing later may land first
+				}
+			}
+			old := s.puts
+			s.puts = nil
+			for _, q := range old {
+				s.queuePut(q.d)
+			}
+			return fmt.Errorf("shard %d: store closed bars: %w", s.h.id, err)
+		}
+		s.putFails = 0
+		s.core.Release(p.d)
+		s.puts[0] = pendingPut{}
+		s.puts = s.puts[1:]
 	}
 	return nil
 }
+
+// errPutNotQueued: the store refused to queue a closed-bar write.
+var errPutNotQueued = errors.New("actors: closed-bar write not queued")
 
 func (s *shard) Receive(ctx actor.Context) {
 	h := s.h
@@ -235,31 +279,29 @@ func (s *shard) Receive(ctx actor.Context) {
 			<-h.gate
 			break
 		}
-		h.inflight, h.lastPart = m, m
-		if err := s.applyPart(m, true); err != nil {
-			// Not marked delivered: the restarted incarnation replays this
-			// input and stores its closed bars again.
-			panic(err)
-		}
-		h.inflight = nil
-		h.delivered = len(h.log)
-		<-h.gate
-	case *shardTick:
 		if h.node.store == nil {
-			h.log = append(h.log, shardLogEntry{tick: m.now})
+			s.applyLive(m)
+			break
 		}
-		s.core.Tick(m.now)
-		h.lastTick = max(h.lastTick, m.now)
-		if err := s.flush(true); err != nil {
-			panic(err)
+		// Durable first, then applied (like raft's persist-then-apply): a
+		// part whose WAL write fails is never applied, so the live state
+		// is always what a replay of the WAL rebuilds. The shard goes on
+		// with other messages meanwhile; inputs wait in order.
+		h.awaiting = append(h.awaiting, awaitEntry{part: m})
+		h.walq <- m
+	case *walDurable:
+		s.applyDurable(m.part)
+	case *shardTick:
+		if len(h.awaiting) > 0 {
+			h.awaiting = append(h.awaiting, awaitEntry{tick: m.now}) // stays behind the parts
+			break
 		}
-		h.delivered = len(h.log)
+		s.applyTick(m.now)
 	case *openBarQuery:
 		// The caller reads closed bars from the store next: make every
-		// bar this shard closed visible there first.
-		if err := s.waitPuts(0); err != nil {
-			panic(err)
-		}
+		// bar this shard closed visible there first (if the store is
+		// failing, the answer may lack the newest closed bars).
+		_ = s.waitPuts(0)
 		k, ok := s.core.OpenBar(m.symbol, m.iv)
 		m.reply <- openBarReply{k, ok}
 	case *symbolsQuery:
@@ -397,6 +439,59 @@ func (s *shard) applyTrades(p *shardPart, res *partResult) {
 	}
 }
 
+// applyLive applies a part now (it is recorded) and answers it.
+func (s *shard) applyLive(p *shardPart) {
+	h := s.h
+	h.inflight, h.lastPart = p, p
+	if err := s.applyPart(p, true); err != nil {
+		// Not marked delivered: the restarted incarnation replays this
+		// input and stores its closed bars again.
+		panic(err)
+	}
+	h.inflight = nil
+	h.delivered = len(h.log)
+	<-h.gate
+}
+
+// applyTick moves the clock and flushes.
+func (s *shard) applyTick(now int64) {
+	h := s.h
+	if h.node.store == nil {
+		h.log = append(h.log, shardLogEntry{tick: now})
+	}
+	s.core.Tick(now)
+	h.lastTick = max(h.lastTick, now)
+	if err := s.flush(true); err != nil {
+		panic(err)
+	}
+	h.delivered = len(h.log)
+}
+
+// applyDurable handles the WAL outcome of the oldest waiting part: applied
+// if its record is durable, refused (and not applied) if the write failed;
+// then the ticks queued behind it. A notice for a part that is not the
+// oldest waiting one is stale (a restart already dealt with it).
+func (s *shard) applyDurable(p *shardPart) {
+	h := s.h
+	if len(h.awaiting) == 0 || h.awaiting[0].part != p {
+		return
+	}
+	h.awaiting[0] = awaitEntry{}
+	h.awaiting = h.awaiting[1:]
+	if _, err := p.wal.Wait(); err != nil {
+		p.reply <- partResult{shard: h.id, wal: p.wal, err: err}
+		<-h.gate
+	} else {
+		s.applyLive(p)
+	}
+	for len(h.awaiting) > 0 && h.awaiting[0].part == nil {
+		now := h.awaiting[0].tick
+		h.awaiting[0] = awaitEntry{}
+		h.awaiting = h.awaiting[1:]
+		s.applyTick(now)
+	}
+}
+
 func rejectReason(o aggregate.Outcome, t *messages.Trade) string {
 	switch o {
 	case aggregate.LateDropped:
@@ -414,25 +509,27 @@ func (s *shard) flush(deliver bool) error {
 		return nil
 	}
 	d := s.core.Ready()
-	defer s.core.Release(d)
 	if !deliver {
+		s.core.Release(d)
 		return nil
 	}
 	n := s.h.node
-	if len(d.Closed) > 0 {
-		if err := s.storeClosed(d.Closed); err != nil {
-			// The bars are not lost: they are rebuilt from the checkpoint
-			// and the inputs on restart. Fail loudly so supervision
-			// restarts the shard and the caller gets the error.
-			err = fmt.Errorf("shard %d: store closed bars: %w", s.h.id, err)
-			n.log.Error("store closed bars", "shard", s.h.id, "err", err)
-			return err
-		}
-	}
 	if n.cfg.Sink != nil {
 		n.cfg.Sink.Deliver(s.h.id, d)
 	}
 	n.deltas.Add(1)
+	if len(d.Closed) == 0 {
+		s.core.Release(d)
+		return nil
+	}
+	if n.store == nil {
+		defer s.core.Release(d)
+		return n.klines.PutKlines(d.Closed) // memory: cannot fail
+	}
+	// A failed write is kept and retried (waitPuts); the trades that made
+	// these bars are in the WAL either way, so the caller need not fail.
+	s.queuePut(d)
+	_ = s.waitPuts(maxPendingPuts)
 	return nil
 }
 
@@ -637,4 +734,13 @@ func (s *shard) replayPart(p *shardPart, deliver bool) error {
 		return s.flush(true)
 	}
 	return nil
+}
+
+// walWaiter reports each queued part's WAL outcome to the shard, in append
+// order, until walq is closed (Node.Close, after the actor tree stopped).
+func (h *shardHandle) walWaiter() {
+	for p := range h.walq {
+		p.wal.Wait()
+		h.send(h.node.system, &walDurable{part: p})
+	}
 }

@@ -161,6 +161,9 @@ func (s *shardSupervisor) Receive(ctx actor.Context) {
 			s.signal(fmt.Errorf("spawn %s: %w", shardName(h.id), err))
 			return
 		}
+		if h.pid == nil && h.walq != nil {
+			go h.walWaiter() // once per handle: it outlives restarts
+		}
 		h.pid = pid
 	}
 	s.signal(nil)
