@@ -319,17 +319,34 @@ func (c *Core) Apply(t *messages.Trade) Outcome {
 		c.stats.Overflows++
 		return Overflow
 	}
-	// INVARIANT: trades reach cur in aggregate-id order, so t is the latest.
+	// INVARIANT: trades reach cur in aggregate-id order, so t is the latest:
+	// it sets the close and the last trade id, and the first trade of cur
+	// sets open and first id. (This is contribution.add specialised to
+	// in-order trades: the hot path of the whole system.)
+	first, last, count := t.FirstID, t.LastID, int64(1)
+	if first >= 0 && last >= first {
+		count = last - first + 1
+	} else {
+		first, last = t.AggID, t.AggID
+	}
 	if cur.TradeCount == 0 {
 		cur.Open, cur.High, cur.Low = t.Price, t.Price, t.Price
+		cur.FirstTradeID = first
 	} else if t.Price > cur.High {
 		cur.High = t.Price
 	} else if t.Price < cur.Low {
 		cur.Low = t.Price
 	}
 	cur.Close = t.Price
-	add := contributionOf(t)
-	add.add(cur)
+	cur.LastTradeID = last
+	cur.TradeCount += count
+	qv := messages.MulFloat(t.Price, t.Quantity)
+	cur.Volume, _ = cur.Volume.Add(t.Quantity)
+	cur.QuoteVolume += qv
+	if !t.BuyerMaker {
+		cur.TakerBuyVolume, _ = cur.TakerBuyVolume.Add(t.Quantity)
+		cur.TakerBuyQuoteVolume += qv
+	}
 	c.dirty.mark(int(slot))
 	s.lastAggID = t.AggID
 	if created && c.watermark > 0 {
