@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -277,6 +278,26 @@ func (n *Node) IngestAsync(ctx context.Context, trades []messages.Trade) *Ingest
 	res := &call.res
 	res.Rejected = []ItemError{}
 	now := n.cfg.Now().UnixMilli()
+	parts, maxTime, rejected := n.groupTrades(trades, now)
+	res.Rejected = append(res.Rejected, rejected...)
+	if parts == nil {
+		return call
+	}
+	if err := n.acquire(ctx, parts); err != nil {
+		call.err = err
+		return call
+	}
+	call.parts = parts
+	call.maxTime = maxTime
+	call.routed = make(chan struct{})
+	n.system.Root.Send(n.router, &ingestBatch{parts: parts, maxTime: maxTime, routed: call.routed})
+	return call
+}
+
+// groupTrades validates trades and groups the valid ones by shard: parts
+// (nil when no trade is valid) indexed by shard, nil where a shard has no
+// trade; the newest valid trade time; and the invalid trades.
+func (n *Node) groupTrades(trades []messages.Trade, now int64) (parts []*shardPart, maxTime int64, rejected []ItemError) {
 	// Group by shard with a counting sort: one pass validates, hashes and
 	// counts; one allocation holds every part's trades contiguously; a
 	// second pass copies them in (a sequential read of the request). The
@@ -286,27 +307,46 @@ func (n *Node) IngestAsync(ctx context.Context, trades []messages.Trade) *Ingest
 	nsh := len(n.shards)
 	shardOf := make([]int32, len(trades)) // -1: rejected
 	counts := make([]int32, nsh)
-	var maxTime int64
+	// A request holds few distinct symbols, each as one string when the
+	// decoder interns them: remember the shard of (and the verdict on)
+	// each symbol string by identity instead of hashing and checking it
+	// per trade. An entry holds its string, so its address cannot be
+	// reused by another string meanwhile.
+	cache := new([2048]struct {
+		sym   string
+		shard int32 // -1: invalid symbol
+	})
 	valid := int32(0)
 	for i := range trades {
 		t := &trades[i]
-		if err := t.Validate(now); err != nil {
-			res.Rejected = append(res.Rejected, ItemError{Index: i, Error: err.Error()})
+		e := &cache[uintptr(unsafe.Pointer(unsafe.StringData(t.Symbol)))>>4%uintptr(len(cache))]
+		if unsafe.StringData(e.sym) != unsafe.StringData(t.Symbol) || len(e.sym) != len(t.Symbol) || e.sym == "" {
+			e.sym, e.shard = t.Symbol, -1
+			if messages.ValidateSymbol(t.Symbol) == nil {
+				e.shard = int32(shardOfFast(t.Symbol, nsh))
+			}
+		}
+		sh := e.shard
+		err := t.ValidateFields(now)
+		if sh < 0 && err == nil {
+			err = messages.ValidateSymbol(t.Symbol)
+		}
+		if err != nil {
+			rejected = append(rejected, ItemError{Index: i, Error: err.Error()})
 			shardOf[i] = -1
 			continue
 		}
-		sh := shardOfFast(t.Symbol, nsh)
-		shardOf[i] = int32(sh)
+		shardOf[i] = sh
 		counts[sh]++
 		maxTime = max(maxTime, t.Time)
 		valid++
 	}
 	if valid == 0 {
-		return call
+		return nil, 0, rejected
 	}
 	buf := make([]messages.Trade, valid)
 	positions := make([]int32, valid)
-	parts := make([]*shardPart, nsh)
+	parts = make([]*shardPart, nsh)
 	off := int32(0)
 	for sh, c := range counts {
 		if c == 0 {
@@ -326,15 +366,7 @@ func (n *Node) IngestAsync(ctx context.Context, trades []messages.Trade) *Ingest
 			p.positions = append(p.positions, int32(i))
 		}
 	}
-	if err := n.acquire(ctx, parts); err != nil {
-		call.err = err
-		return call
-	}
-	call.parts = parts
-	call.maxTime = maxTime
-	call.routed = make(chan struct{})
-	n.system.Root.Send(n.router, &ingestBatch{parts: parts, maxTime: maxTime, routed: call.routed})
-	return call
+	return parts, maxTime, rejected
 }
 
 // Wait returns the request's result once every shard applied its part.

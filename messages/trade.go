@@ -53,13 +53,30 @@ func (t *Trade) TakerBuy() bool { return !t.BuyerMaker }
 // ms; pass 0 to skip the future check (offline files). The error names the
 // field at fault and wraps ErrInvalidTrade.
 func (t *Trade) Validate(nowMs int64) error {
+	if err := ValidateSymbol(t.Symbol); err != nil {
+		return err
+	}
+	return t.ValidateFields(nowMs)
+}
+
+// ValidateSymbol checks a symbol name (Validate's field s check). Callers
+// that see the same symbol many times may check it once and then use
+// ValidateFields.
+func ValidateSymbol(s string) error {
 	switch {
-	case t.Symbol == "":
+	case s == "":
 		return fmt.Errorf("%w: field s: empty symbol", ErrInvalidTrade)
-	case len(t.Symbol) > MaxSymbolLen:
+	case len(s) > MaxSymbolLen:
 		return fmt.Errorf("%w: field s: symbol longer than %d bytes", ErrInvalidTrade, MaxSymbolLen)
-	case !validSymbol(t.Symbol):
-		return fmt.Errorf("%w: field s: symbol %q has characters outside A-Z 0-9 _ - .", ErrInvalidTrade, t.Symbol)
+	case !validSymbol(s):
+		return fmt.Errorf("%w: field s: symbol %q has characters outside A-Z 0-9 _ - .", ErrInvalidTrade, s)
+	}
+	return nil
+}
+
+// ValidateFields is Validate without the symbol check.
+func (t *Trade) ValidateFields(nowMs int64) error {
+	switch {
 	case t.Price == 0:
 		return fmt.Errorf("%w: field p: price must be positive", ErrInvalidTrade)
 	case t.AggID < 0:

@@ -96,7 +96,7 @@ func runBenchPipeline(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.Int64Var(&o.trades, "trades", 5_000_000, "trades to generate (≥ 1)")
 	fs.IntVar(&o.symbols, "symbols", 1000, "symbols")
 	ivs := fs.String("intervals", messages.FormatIntervals(messages.DefaultIntervals()), "intervals")
-	fs.IntVar(&o.batch, "batch", 50_000, "trades per ingest request")
+	fs.IntVar(&o.batch, "batch", 100_000, "trades per ingest request")
 	fs.IntVar(&o.producers, "inflight", 4, "ingest requests kept in flight")
 	fs.IntVar(&o.shards, "shards", 64, "shards")
 	fs.IntVar(&o.cores, "cores", 0, "pinned workers (0 = all CPUs)")
