@@ -259,3 +259,54 @@ func TestShardOfIsStable(t *testing.T) {
 		}
 	}
 }
+
+// checkFor polls cond until it holds or the deadline passes (never a
+// bare sleep as synchronization).
+func checkFor(t testing.TB, within time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v: %v", within, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestNodeWallClockClosesBarsWithoutTrades runs the wall clock on a
+// shifted wall clock: after one trade, the clock alone must close its 1s
+// bar and open the following ones (empty, at the trade's price), with no
+// further trade.
+func TestNodeWallClockClosesBarsWithoutTrades(t *testing.T) {
+	base := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	began := time.Now()
+	now := func() time.Time { return base.Add(time.Since(began)) }
+	n := testNode(t, Config{Clock: ClockWall, Shards: 2, Intervals: []messages.Interval{messages.Interval1s, messages.Interval1m}, Now: now})
+	tr := messages.Trade{Symbol: "BTCUSDT", AggID: 1, Price: 5_000_000_000, Quantity: 100_000_000, FirstID: 1, LastID: 1, Time: now().UnixMilli()}
+	if _, err := n.Ingest(context.Background(), []messages.Trade{tr}); err != nil {
+		t.Fatal(err)
+	}
+	first := messages.Interval1s.Align(tr.Time)
+	checkFor(t, 10*time.Second, func() error {
+		bars, err := n.Klines(context.Background(), "BTCUSDT", messages.Interval1s, first, 0, 10)
+		if err != nil {
+			return err
+		}
+		if len(bars) < 3 {
+			return fmt.Errorf("%d 1s bars so far", len(bars))
+		}
+		if !bars[0].Closed || bars[0].TradeCount != 1 || bars[0].OpenTime != first {
+			return fmt.Errorf("the trade's bar is %+v", bars[0])
+		}
+		for _, b := range bars[1:] {
+			if b.TradeCount != 0 || b.Close != tr.Price {
+				return fmt.Errorf("clock bar %+v is not empty at the last close", b)
+			}
+		}
+		return nil
+	})
+}
