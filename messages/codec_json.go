@@ -443,20 +443,31 @@ func (s *jsonScan) nextKey(field string, first *bool, buf *[32]byte) (key []byte
 	return key, keyAt, true, nil
 }
 
-// decimal reads a decimal string (a JSON number is a type error:
-// Binance sends prices as strings so that no float ever touches them).
-func (s *jsonScan) decimal(field string) (Decimal, error) {
-	at := s.i
+// decimalString reads a JSON string holding a decimal, unescaped into buf
+// if needed; a JSON number is a type error (Binance sends prices and
+// volumes as strings so that no float ever touches them). at is the
+// string's offset, for errors.
+func (s *jsonScan) decimalString(field string, buf []byte) (raw []byte, at int, err error) {
+	at = s.i
 	raw, esc, err := s.str(field)
 	if err != nil {
 		if s.i < len(s.b) && s.b[s.i] != '"' {
-			return 0, s.wrongType(field, "a decimal string")
+			return nil, at, s.wrongType(field, "a decimal string")
 		}
-		return 0, err
+		return nil, at, err
 	}
-	var buf [40]byte
 	if esc {
 		raw = appendUnescaped(buf[:0], raw)
+	}
+	return raw, at, nil
+}
+
+// decimal reads a decimal string.
+func (s *jsonScan) decimal(field string) (Decimal, error) {
+	var buf [40]byte
+	raw, at, err := s.decimalString(field, buf[:])
+	if err != nil {
+		return 0, err
 	}
 	d, err := parseDecimal(raw)
 	if err != nil {
@@ -467,17 +478,10 @@ func (s *jsonScan) decimal(field string) (Decimal, error) {
 
 // decimal128 reads a decimal string into a Decimal128.
 func (s *jsonScan) decimal128(field string) (Decimal128, error) {
-	at := s.i
-	raw, esc, err := s.str(field)
-	if err != nil {
-		if s.i < len(s.b) && s.b[s.i] != '"' {
-			return Decimal128{}, s.wrongType(field, "a decimal string")
-		}
-		return Decimal128{}, err
-	}
 	var buf [48]byte
-	if esc {
-		raw = appendUnescaped(buf[:0], raw)
+	raw, at, err := s.decimalString(field, buf[:])
+	if err != nil {
+		return Decimal128{}, err
 	}
 	d, err := parseDecimal128(raw)
 	if err != nil {
@@ -489,17 +493,10 @@ func (s *jsonScan) decimal128(field string) (Decimal128, error) {
 // floatString reads a non-negative, finite float written as a plain decimal
 // string (quote volumes).
 func (s *jsonScan) floatString(field string) (float64, error) {
-	at := s.i
-	raw, esc, err := s.str(field)
-	if err != nil {
-		if s.i < len(s.b) && s.b[s.i] != '"' {
-			return 0, s.wrongType(field, "a decimal string")
-		}
-		return 0, err
-	}
 	var buf [48]byte
-	if esc {
-		raw = appendUnescaped(buf[:0], raw)
+	raw, at, err := s.decimalString(field, buf[:])
+	if err != nil {
+		return 0, err
 	}
 	f, err := parseFloatDecimal(raw)
 	if err != nil {

@@ -239,66 +239,14 @@ func (v Decimal128) Append(b []byte) []byte {
 }
 
 // ParseDecimal128 parses a plain decimal string into a Decimal128 (used by
-// the kline decoders; volumes may exceed Decimal's range).
+// the kline decoders; volumes may exceed Decimal's range). The syntax and
+// precision rules are ParseDecimal's.
 func ParseDecimal128(s string) (Decimal128, error) {
-	if len(s) == 0 {
-		return Decimal128{}, fmt.Errorf("%w: %q", ErrDecimalSyntax, s)
-	}
-	if s[0] == '-' {
-		return Decimal128{}, fmt.Errorf("%w: %q", ErrDecimalNegative, s)
-	}
-	intEnd := len(s)
-	for i := 0; i < len(s); i++ {
-		if s[i] == '.' {
-			intEnd = i
-			break
-		}
-	}
-	// The fraction and validation rules are those of Decimal; only the
-	// integer part may be wider.
-	fracStr := "0"
-	if intEnd < len(s) {
-		fracStr = "0" + s[intEnd:]
-	}
-	frac, err := parseDecimal(fracStr)
+	d, err := parseDecimal128(s)
 	if err != nil {
 		return Decimal128{}, fmt.Errorf("%w: %q", err, s)
 	}
-	intStr := s[:intEnd]
-	if intStr == "" {
-		intStr = "0"
-	}
-	var acc Decimal128
-	for i := 0; i < len(intStr); i++ {
-		c := intStr[i]
-		if c < '0' || c > '9' {
-			return Decimal128{}, fmt.Errorf("%w: %q", ErrDecimalSyntax, s)
-		}
-		// acc = acc*10 + digit, with overflow detection.
-		hi1, lo1 := bits.Mul64(acc.Lo, 10)
-		hi2, lo2 := bits.Mul64(acc.Hi, 10)
-		hi, c1 := bits.Add64(hi1, lo2, 0)
-		if hi2 != 0 || c1 != 0 {
-			return Decimal128{}, fmt.Errorf("%w: %q", ErrDecimalRange, s)
-		}
-		var ok bool
-		acc, ok = Decimal128{Hi: hi, Lo: lo1}.Add(Decimal(c - '0'))
-		if !ok {
-			return Decimal128{}, fmt.Errorf("%w: %q", ErrDecimalRange, s)
-		}
-	}
-	// acc * 1e8 + frac.
-	hi1, lo1 := bits.Mul64(acc.Lo, scaleFactor)
-	hi2, lo2 := bits.Mul64(acc.Hi, scaleFactor)
-	hi, c1 := bits.Add64(hi1, lo2, 0)
-	if hi2 != 0 || c1 != 0 {
-		return Decimal128{}, fmt.Errorf("%w: %q", ErrDecimalRange, s)
-	}
-	out, ok := Decimal128{Hi: hi, Lo: lo1}.Add(frac)
-	if !ok {
-		return Decimal128{}, fmt.Errorf("%w: %q", ErrDecimalRange, s)
-	}
-	return out, nil
+	return d, nil
 }
 
 // MulFloat returns p·q as a float64 in units (p and q are both 1e-8 scaled),
