@@ -185,6 +185,13 @@ func (n *Node) awaitRecovery(ctx context.Context) error {
 			"wal_trades", total.trades, "watermark", total.watermark, "took", time.Since(began).Round(time.Millisecond))
 	}
 	n.system.Root.Send(n.router, &setClock{now: total.watermark})
+	if total.records > 0 {
+		// Snapshot what was just replayed, so that a crash soon after does
+		// not replay it all again and the WAL behind it can go.
+		if err := n.Checkpoint(ctx); err != nil {
+			n.log.Warn("snapshot after recovery failed (the WAL is kept)", "err", err)
+		}
+	}
 	return nil
 }
 
