@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -307,13 +308,96 @@ func (n *Node) IngestAsync(ctx context.Context, trades []messages.Trade) *Ingest
 func (n *Node) groupTrades(trades []messages.Trade, now int64) (parts []*shardPart, maxTime int64, rejected []ItemError) {
 	// Group by shard with a counting sort: one pass validates, hashes and
 	// counts; one allocation holds every part's trades contiguously; a
-	// second pass copies them in (a sequential read of the request). The
-	// parts own their copies, so shards read contiguous memory and a
-	// memory-only shard can keep its part for recovery without copying
-	// again.
+	// second pass copies them in. The parts own their copies, so shards
+	// read contiguous memory and a memory-only shard can keep its part for
+	// recovery without copying again. A large request is grouped by
+	// several goroutines, each over a contiguous chunk: the producer's
+	// side is the pipeline's serial stage, and the pinned workers are idle
+	// while it runs.
 	nsh := len(n.shards)
+	chunks := 1
+	if len(trades) >= parallelGroupMin {
+		chunks = min(runtime.GOMAXPROCS(0), len(trades)/(parallelGroupMin/2))
+	}
 	shardOf := make([]int32, len(trades)) // -1: rejected
-	counts := make([]int32, nsh)
+	counts := make([][]int32, chunks)     // per chunk, per shard
+	results := make([]chunkResult, chunks)
+	span := (len(trades) + chunks - 1) / chunks
+	parallel(chunks, func(c int) {
+		lo, hi := c*span, min((c+1)*span, len(trades))
+		counts[c] = make([]int32, nsh)
+		results[c] = classify(trades, lo, hi, now, nsh, shardOf, counts[c])
+	})
+	valid := int32(0)
+	for c := range results {
+		rejected = append(rejected, results[c].rejected...)
+		maxTime = max(maxTime, results[c].maxTime)
+		valid += results[c].valid
+	}
+	if valid == 0 {
+		return nil, 0, rejected
+	}
+	buf := make([]messages.Trade, valid)
+	positions := make([]int32, valid)
+	parts = make([]*shardPart, nsh)
+	// next[c][sh]: where chunk c writes its next trade of shard sh; chunk
+	// c's trades of a shard follow chunk c-1's, so request order holds.
+	next := make([][]int32, chunks)
+	off := int32(0)
+	for sh := 0; sh < nsh; sh++ {
+		start := off
+		for c := range chunks {
+			if next[c] == nil {
+				next[c] = make([]int32, nsh)
+			}
+			next[c][sh] = off
+			off += counts[c][sh]
+		}
+		if off > start {
+			parts[sh] = &shardPart{trades: buf[start:off:off], positions: positions[start:off:off], reply: make(chan partResult, 1)}
+		}
+	}
+	parallel(chunks, func(c int) {
+		lo, hi := c*span, min((c+1)*span, len(trades))
+		at := next[c]
+		for i := lo; i < hi; i++ {
+			if sh := shardOf[i]; sh >= 0 {
+				j := at[sh]
+				buf[j] = trades[i]
+				positions[j] = int32(i)
+				at[sh] = j + 1
+			}
+		}
+	})
+	return parts, maxTime, rejected
+}
+
+// parallelGroupMin is the request size from which grouping is split over
+// goroutines (below it the goroutines cost more than they save).
+const parallelGroupMin = 16_384
+
+// parallel runs fn(0..n-1) on n goroutines (the last on the caller's) and
+// waits for them.
+func parallel(n int, fn func(i int)) {
+	var wg sync.WaitGroup
+	for i := 1; i < n; i++ {
+		wg.Go(func() { fn(i) })
+	}
+	fn(0)
+	wg.Wait()
+}
+
+// chunkResult is what classify found in one chunk of a request.
+type chunkResult struct {
+	valid    int32
+	maxTime  int64
+	rejected []ItemError
+}
+
+// classify validates trades[lo:hi], records each valid trade's shard in
+// shardOf (-1: rejected) and counts them per shard.
+func classify(trades []messages.Trade, lo, hi int, now int64, nsh int, shardOf, counts []int32) chunkResult {
+	var r chunkResult
 	// A request holds few distinct symbols, each as one string when the
 	// decoder interns them: remember the shard of (and the verdict on)
 	// each symbol string by identity instead of hashing and checking it
@@ -323,8 +407,7 @@ func (n *Node) groupTrades(trades []messages.Trade, now int64) (parts []*shardPa
 		sym   string
 		shard int32 // -1: invalid symbol
 	})
-	valid := int32(0)
-	for i := range trades {
+	for i := lo; i < hi; i++ {
 		t := &trades[i]
 		e := &cache[uintptr(unsafe.Pointer(unsafe.StringData(t.Symbol)))>>4%uintptr(len(cache))]
 		if unsafe.StringData(e.sym) != unsafe.StringData(t.Symbol) || len(e.sym) != len(t.Symbol) || e.sym == "" {
@@ -339,41 +422,16 @@ func (n *Node) groupTrades(trades []messages.Trade, now int64) (parts []*shardPa
 			err = messages.ValidateSymbol(t.Symbol)
 		}
 		if err != nil {
-			rejected = append(rejected, ItemError{Index: i, Error: err.Error()})
+			r.rejected = append(r.rejected, ItemError{Index: i, Error: err.Error()})
 			shardOf[i] = -1
 			continue
 		}
 		shardOf[i] = sh
 		counts[sh]++
-		maxTime = max(maxTime, t.Time)
-		valid++
+		r.maxTime = max(r.maxTime, t.Time)
+		r.valid++
 	}
-	if valid == 0 {
-		return nil, 0, rejected
-	}
-	buf := make([]messages.Trade, valid)
-	positions := make([]int32, valid)
-	parts = make([]*shardPart, nsh)
-	off := int32(0)
-	for sh, c := range counts {
-		if c == 0 {
-			continue
-		}
-		parts[sh] = &shardPart{
-			trades:    buf[off : off : off+c],
-			positions: positions[off : off : off+c],
-			reply:     make(chan partResult, 1),
-		}
-		off += c
-	}
-	for i, sh := range shardOf {
-		if sh >= 0 {
-			p := parts[sh]
-			p.trades = append(p.trades, trades[i]) // within capacity: no growth
-			p.positions = append(p.positions, int32(i))
-		}
-	}
-	return parts, maxTime, rejected
+	return r
 }
 
 // Wait returns the request's result once every shard applied its part.
