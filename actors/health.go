@@ -46,13 +46,16 @@ func (n *Node) Health() HealthReport {
 	}
 	for _, h := range n.shards {
 		c := ComponentHealth{Name: shardName(h.id), State: Healthy}
-		depth := int64(h.enqueued.Load()) - int64(h.processed.Load())
-		if late := time.Duration(now-h.lastBeat.Load()) * time.Millisecond; depth > 0 && late > HealthTimeout {
-			c.State = Degraded
-			if late > 2*HealthTimeout {
-				c.State = Failed
+		// A heartbeat sent at pingSent and not yet answered: the shard is
+		// as late as the heartbeat's age. An idle shard answers at once.
+		if sent := h.pingSent.Load(); sent != 0 {
+			if late := time.Duration(now-sent) * time.Millisecond; late > HealthTimeout {
+				c.State = Degraded
+				if late > 2*HealthTimeout {
+					c.State = Failed
+				}
+				c.Detail = "heartbeat unanswered for " + late.Round(time.Millisecond).String()
 			}
-			c.Detail = "no progress for " + late.Round(time.Millisecond).String() + " with queued messages"
 		}
 		if c.State == Failed || c.State == Degraded && rep.State == Healthy {
 			rep.State = c.State
@@ -61,6 +64,9 @@ func (n *Node) Health() HealthReport {
 	}
 	return rep
 }
+
+// shardPing is a health heartbeat; the shard answers by clearing pingSent.
+type shardPing struct{}
 
 // healthFire wakes the health monitor.
 type healthFire struct{}
@@ -85,6 +91,14 @@ func (m *healthMonitor) Receive(ctx actor.Context) {
 		}
 	case *healthFire:
 		m.st.processed.Add(1)
+		now := m.n.cfg.Now().UnixMilli()
+		for _, h := range m.n.shards {
+			// One heartbeat in flight per shard: a stuck shard does not
+			// pile them up.
+			if h.pingSent.CompareAndSwap(0, now) {
+				h.send(m.n.system, &shardPing{})
+			}
+		}
 		for _, c := range m.n.Health().Components {
 			prev, seen := m.last[c.Name]
 			if !seen {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -306,6 +307,58 @@ func TestNodeWallClockClosesBarsWithoutTrades(t *testing.T) {
 			if b.TradeCount != 0 || b.Close != tr.Price {
 				return fmt.Errorf("clock bar %+v is not empty at the last close", b)
 			}
+		}
+		return nil
+	})
+}
+
+// TestNodeHealthReportsAStuckShard blocks one shard (its delta sink does
+// not return) and moves a fake clock: the shard's unanswered heartbeat
+// makes it Failed, the others stay Healthy, and it recovers once unblocked.
+func TestNodeHealthReportsAStuckShard(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC).UnixMilli())
+	release := make(chan struct{})
+	var blocked atomic.Bool
+	n := testNode(t, Config{Clock: ClockEvent, Shards: 4, Now: func() time.Time { return time.UnixMilli(clock.Load()) },
+		Sink: DeltaSinkFunc(func(int, *aggregate.Delta) {
+			if blocked.CompareAndSwap(false, true) {
+				<-release
+			}
+		})})
+	tr := messages.Trade{Symbol: "BTCUSDT", AggID: 1, Price: 100, Quantity: 1, FirstID: -1, LastID: -1, Time: clock.Load()}
+	call := n.IngestAsync(context.Background(), []messages.Trade{tr})
+	stuck := n.shards[ShardOf("BTCUSDT", 4)]
+	checkFor(t, 10*time.Second, func() error {
+		if !blocked.Load() || stuck.pingSent.Load() == 0 {
+			return errors.New("shard not blocked with a heartbeat outstanding yet")
+		}
+		return nil
+	})
+	clock.Add(3 * HealthTimeout.Milliseconds())
+	rep := n.Health()
+	found := false
+	for _, c := range rep.Components {
+		if c.Name == shardName(stuck.id) {
+			found = true
+			if c.State != Failed {
+				t.Errorf("%s: %s, want failed (%s)", c.Name, c.State, c.Detail)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no health entry for %s: %+v", shardName(stuck.id), rep)
+	}
+	if rep.State != Failed {
+		t.Fatalf("node state %s with a stuck shard", rep.State)
+	}
+	close(release)
+	if _, err := call.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 10*time.Second, func() error {
+		if s := n.Health().State; s != Healthy {
+			return fmt.Errorf("node still %s", s)
 		}
 		return nil
 	})

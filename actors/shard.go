@@ -168,6 +168,7 @@ type shardHandle struct {
 	restarts    atomic.Int64
 	lastFailure atomic.Pointer[string]
 	lastBeat    atomic.Int64 // unix ms of the last processed message
+	pingSent    atomic.Int64 // unix ms of the unanswered heartbeat, 0: none
 }
 
 func (h *shardHandle) send(system *actor.ActorSystem, msg any) {
@@ -304,6 +305,8 @@ func (s *shard) Receive(ctx actor.Context) {
 		_ = s.waitPuts(0)
 		k, ok := s.core.OpenBar(m.symbol, m.iv)
 		m.reply <- openBarReply{k, ok}
+	case *shardPing:
+		h.pingSent.Store(0)
 	case *symbolsQuery:
 		m.reply <- s.core.Symbols(nil)
 	case *checkpointNow:
