@@ -167,7 +167,6 @@ type shardHandle struct {
 	processed   atomic.Uint64
 	restarts    atomic.Int64
 	lastFailure atomic.Pointer[string]
-	lastBeat    atomic.Int64 // unix ms of the last processed message
 	pingSent    atomic.Int64 // unix ms of the unanswered heartbeat, 0: none
 }
 
@@ -264,8 +263,6 @@ func (s *shard) Receive(ctx actor.Context) {
 	}()
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		// A shard that has not processed anything yet is not late.
-		h.lastBeat.Store(h.node.cfg.Now().UnixMilli())
 		s.start()
 		return
 	case *actor.Restarting:
@@ -318,7 +315,6 @@ func (s *shard) Receive(ctx actor.Context) {
 		return
 	}
 	h.processed.Add(1)
-	h.lastBeat.Store(h.node.cfg.Now().UnixMilli())
 }
 
 // start builds the core. A durable node's shard loads its snapshot and
