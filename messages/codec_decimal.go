@@ -20,9 +20,9 @@ func mul128(v Decimal128, m uint64) (Decimal128, bool) {
 	return Decimal128{Hi: hi, Lo: lo}, hi2 == 0 && c == 0
 }
 
-// parseDecimal128 is the Decimal128 twin of parseDecimal: same syntax and
-// rules (plain digits, optional '.', at most 8 significant fraction digits,
-// no sign but a leading '+'), a 128-bit integer part.
+// parseDecimal128 parses the decimal grammar of klinecast (plain digits,
+// optional '.', at most 8 significant fraction digits, no sign but a
+// leading '+') into a 128-bit fixed-point value; parseDecimal narrows it.
 func parseDecimal128[T string | []byte](s T) (Decimal128, error) {
 	n := len(s)
 	if n == 0 {

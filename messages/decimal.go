@@ -57,58 +57,16 @@ func ParseDecimalBytes(b []byte) (Decimal, error) {
 }
 
 func parseDecimal[T string | []byte](s T) (Decimal, error) {
-	n := len(s)
-	if n == 0 {
-		return 0, ErrDecimalSyntax
+	// One grammar for both widths (parseDecimal128); a Decimal is the
+	// values whose scaled form fits 64 bits.
+	d, err := parseDecimal128(s)
+	if err != nil {
+		return 0, err
 	}
-	i := 0
-	switch s[0] {
-	case '-':
-		if n > 1 && (s[1] >= '0' && s[1] <= '9' || s[1] == '.') {
-			return 0, ErrDecimalNegative
-		}
-		return 0, ErrDecimalSyntax
-	case '+':
-		i = 1
-	case 'N', 'n', 'I', 'i':
-		return 0, ErrDecimalNotFinite
-	}
-	var intPart uint64
-	digits := 0
-	for ; i < n && s[i] >= '0' && s[i] <= '9'; i++ {
-		hi, lo := bits.Mul64(intPart, 10)
-		lo, c := bits.Add64(lo, uint64(s[i]-'0'), 0)
-		if hi != 0 || c != 0 {
-			return 0, ErrDecimalRange
-		}
-		intPart = lo
-		digits++
-	}
-	var frac uint64
-	fracDigits := 0
-	if i < n && s[i] == '.' {
-		i++
-		for ; i < n && s[i] >= '0' && s[i] <= '9'; i++ {
-			if fracDigits < Scale {
-				frac = frac*10 + uint64(s[i]-'0')
-			} else if s[i] != '0' {
-				return 0, ErrDecimalPrecision
-			}
-			fracDigits++
-		}
-	}
-	if i != n || digits+fracDigits == 0 {
-		return 0, ErrDecimalSyntax
-	}
-	for k := min(fracDigits, Scale); k < Scale; k++ {
-		frac *= 10
-	}
-	hi, lo := bits.Mul64(intPart, scaleFactor)
-	lo, c := bits.Add64(lo, frac, 0)
-	if hi != 0 || c != 0 {
+	if d.Hi != 0 {
 		return 0, ErrDecimalRange
 	}
-	return Decimal(lo), nil
+	return Decimal(d.Lo), nil
 }
 
 // DecimalFromFloat converts a float to the nearest Decimal. It exists for
