@@ -35,8 +35,10 @@ func shardOfFast(symbol string, shards int) int {
 }
 
 // DeltaSink receives shard output. Deliver is called on the shard's
-// goroutine after the closed bars were stored; it must not block, and must
-// copy whatever it keeps: d is reused once Deliver returns.
+// goroutine; it must not block, and must copy whatever it keeps: d is
+// reused once Deliver returns. Delivery is at least once: a shard that
+// restarts (after a panic) delivers again what it rebuilt since its last
+// checkpoint, so a sink must treat a bar it has seen as an update of it.
 type DeltaSink interface {
 	Deliver(shard int, d *aggregate.Delta)
 }
@@ -101,7 +103,7 @@ type recovery struct {
 // started; later records are still in the mailbox.
 var errStopReplay = errors.New("actors: stop replay")
 
-// openBarsQuery asks a shard for a symbol's open bar.
+// openBarQuery asks a shard for a symbol's open bar.
 type openBarQuery struct {
 	symbol string
 	iv     messages.Interval
