@@ -81,8 +81,8 @@ type Config struct {
 	// memory-only node: closed bars are kept in memory and a restart
 	// starts empty. The node does not close the Store.
 	Store *storage.Store
-	// Sink, if set, receives every Delta of every shard (after closed bars
-	// are stored). It is called on the shard's goroutine and must not block
+	// Sink, if set, receives every Delta of every shard, at least once (see
+	// DeltaSink). It is called on the shard's goroutine and must not block
 	// or keep the Delta.
 	Sink DeltaSink
 	// Logger receives structured logs. Nil: slog.Default()'s handler.
