@@ -319,14 +319,19 @@ func (n *Node) groupTrades(trades []messages.Trade, now int64) (parts []*shardPa
 	if len(trades) >= parallelGroupMin {
 		chunks = min(runtime.GOMAXPROCS(0), len(trades)/(parallelGroupMin/2))
 	}
+	// A chunk's symbol table is indexed by symChunkShift bits: keep every
+	// chunk below that many trades (a chunk has at most one entry per trade).
+	chunks = max(chunks, (len(trades)>>(symChunkShift-1))+1)
 	shardOf := make([]int32, len(trades)) // -1: rejected
+	symOf := make([]uint32, len(trades))  // packedTrade.sym
 	counts := make([][]int32, chunks)     // per chunk, per shard
 	results := make([]chunkResult, chunks)
+	symbols := make([][]string, chunks) // per chunk: its distinct symbols
 	span := (len(trades) + chunks - 1) / chunks
 	parallel(chunks, func(c int) {
 		lo, hi := c*span, min((c+1)*span, len(trades))
 		counts[c] = make([]int32, nsh)
-		results[c] = classify(trades, lo, hi, now, nsh, shardOf, counts[c])
+		results[c], symbols[c] = classify(trades, lo, hi, now, nsh, uint32(c), shardOf, symOf, counts[c])
 	})
 	valid := int32(0)
 	for c := range results {
@@ -337,7 +342,7 @@ func (n *Node) groupTrades(trades []messages.Trade, now int64) (parts []*shardPa
 	if valid == 0 {
 		return nil, 0, rejected
 	}
-	buf := make([]messages.Trade, valid)
+	buf := make([]packedTrade, valid)
 	positions := make([]int32, valid)
 	parts = make([]*shardPart, nsh)
 	// next[c][sh]: where chunk c writes its next trade of shard sh; chunk
@@ -354,7 +359,7 @@ func (n *Node) groupTrades(trades []messages.Trade, now int64) (parts []*shardPa
 			off += counts[c][sh]
 		}
 		if off > start {
-			parts[sh] = &shardPart{trades: buf[start:off:off], positions: positions[start:off:off], reply: make(chan partResult, 1)}
+			parts[sh] = &shardPart{packed: buf[start:off:off], symbols: symbols, positions: positions[start:off:off], reply: make(chan partResult, 1)}
 		}
 	}
 	parallel(chunks, func(c int) {
@@ -363,7 +368,7 @@ func (n *Node) groupTrades(trades []messages.Trade, now int64) (parts []*shardPa
 		for i := lo; i < hi; i++ {
 			if sh := shardOf[i]; sh >= 0 {
 				j := at[sh]
-				buf[j] = trades[i]
+				buf[j] = packTrade(&trades[i], symOf[i])
 				positions[j] = int32(i)
 				at[sh] = j + 1
 			}
@@ -395,9 +400,11 @@ type chunkResult struct {
 }
 
 // classify validates trades[lo:hi], records each valid trade's shard in
-// shardOf (-1: rejected) and counts them per shard.
-func classify(trades []messages.Trade, lo, hi int, now int64, nsh int, shardOf, counts []int32) chunkResult {
+// shardOf (-1: rejected) and its symbol in symOf (chunk c's table, which it
+// returns), and counts them per shard.
+func classify(trades []messages.Trade, lo, hi int, now int64, nsh int, c uint32, shardOf []int32, symOf []uint32, counts []int32) (chunkResult, []string) {
 	var r chunkResult
+	var table []string
 	// A request holds few distinct symbols, each as one string when the
 	// decoder interns them: remember the shard of (and the verdict on)
 	// each symbol string by identity instead of hashing and checking it
@@ -405,7 +412,8 @@ func classify(trades []messages.Trade, lo, hi int, now int64, nsh int, shardOf, 
 	// reused by another string meanwhile.
 	cache := new([2048]struct {
 		sym   string
-		shard int32 // -1: invalid symbol
+		shard int32  // -1: invalid symbol
+		index uint32 // packedTrade.sym
 	})
 	for i := lo; i < hi; i++ {
 		t := &trades[i]
@@ -414,6 +422,10 @@ func classify(trades []messages.Trade, lo, hi int, now int64, nsh int, shardOf, 
 			e.sym, e.shard = t.Symbol, -1
 			if messages.ValidateSymbol(t.Symbol) == nil {
 				e.shard = int32(shardOfFast(t.Symbol, nsh))
+				// A symbol string evicted from the cache and seen again
+				// gets a second entry: harmless, the table is per request.
+				e.index = c<<symChunkShift | uint32(len(table))
+				table = append(table, t.Symbol)
 			}
 		}
 		sh := e.shard
@@ -427,11 +439,12 @@ func classify(trades []messages.Trade, lo, hi int, now int64, nsh int, shardOf, 
 			continue
 		}
 		shardOf[i] = sh
+		symOf[i] = e.index
 		counts[sh]++
 		r.maxTime = max(r.maxTime, t.Time)
 		r.valid++
 	}
-	return r
+	return r, table
 }
 
 // Wait returns the request's result once every shard applied its part.

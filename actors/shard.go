@@ -52,9 +52,12 @@ func (f DeltaSinkFunc) Deliver(shard int, d *aggregate.Delta) { f(shard, d) }
 // shardPart is one ingest request's trades for one shard.
 type shardPart struct {
 	seq uint64
-	// trades are the part's trades in request order (owned by the part);
+	// The part's trades in request order, owned by the part: packed (from
+	// ingest, with their symbols in symbols) or plain (WAL replays).
 	// positions are their indices in the request, for per-item errors
 	// (nil: none to report, as in replays).
+	packed     []packedTrade
+	symbols    [][]string
 	trades     []messages.Trade
 	positions  []int32
 	tickBefore int64           // the clock the shard has been sent before these trades
@@ -76,6 +79,34 @@ type partResult struct {
 	wal        *storage.Append // the part's WAL append; Ingest waits for it
 	err        error
 }
+
+// packedTrade is a Trade inside an ingest part with its symbol replaced by
+// an index into the request's symbol tables: part buffers then hold no
+// pointers, so they are smaller to copy and the GC never scans them (the
+// copy into parts was the largest cost of the ingest path).
+type packedTrade struct {
+	aggID, firstID, lastID, time, eventTime int64
+	price, quantity                         messages.Decimal
+	sym                                     uint32 // chunk<<symChunkShift | index in that chunk's table
+	buyerMaker                              bool
+}
+
+// symChunkShift splits packedTrade.sym into a grouping chunk and an index.
+const symChunkShift = 24
+
+func packTrade(t *messages.Trade, sym uint32) packedTrade {
+	return packedTrade{aggID: t.AggID, firstID: t.FirstID, lastID: t.LastID, time: t.Time, eventTime: t.EventTime,
+		price: t.Price, quantity: t.Quantity, sym: sym, buyerMaker: t.BuyerMaker}
+}
+
+func (p *packedTrade) unpack(symbols [][]string, t *messages.Trade) {
+	*t = messages.Trade{Symbol: symbols[p.sym>>symChunkShift][p.sym&(1<<symChunkShift-1)],
+		AggID: p.aggID, Price: p.price, Quantity: p.quantity, FirstID: p.firstID, LastID: p.lastID,
+		Time: p.time, BuyerMaker: p.buyerMaker, EventTime: p.eventTime}
+}
+
+// len returns the number of trades in the part.
+func (p *shardPart) len() int { return len(p.packed) + len(p.trades) }
 
 // shardTick moves a shard's clock.
 type shardTick struct{ now int64 }
@@ -179,8 +210,9 @@ func (h *shardHandle) send(system *actor.ActorSystem, msg any) {
 
 // shard is one incarnation of a shard actor.
 type shard struct {
-	h    *shardHandle
-	core *aggregate.Core
+	h       *shardHandle
+	core    *aggregate.Core
+	scratch []messages.Trade // a part unpacked for its WAL record
 	// puts are closed-bar writes queued on a durable store, oldest first;
 	// the shard waits for them before a snapshot and before answering a
 	// query, never per trade. Each keeps its Delta (not yet released to
@@ -416,8 +448,14 @@ func (s *shard) applyTrades(p *shardPart, res *partResult) {
 		// ticks here where the live shard had been ticked.
 		s.core.Tick(p.tickBefore)
 	}
-	for i := range p.trades {
-		t := &p.trades[i]
+	var unpacked messages.Trade
+	for i, n := 0, p.len(); i < n; i++ {
+		t := &unpacked
+		if p.packed != nil {
+			p.packed[i].unpack(p.symbols, t)
+		} else {
+			t = &p.trades[i]
+		}
 		o := s.core.Apply(t)
 		if res == nil {
 			continue
@@ -694,21 +732,28 @@ const maxLogTrades = 1 << 20
 func (s *shard) record(p *shardPart) error {
 	h := s.h
 	if st := h.node.store; st != nil {
-		tb := messages.TradeBatch{TickBefore: p.tickBefore, TickAfter: p.tickAfter, Trades: p.trades}
+		s.scratch = s.scratch[:0]
+		for i := range p.packed {
+			var t messages.Trade
+			p.packed[i].unpack(p.symbols, &t)
+			s.scratch = append(s.scratch, t)
+		}
+		tb := messages.TradeBatch{TickBefore: p.tickBefore, TickAfter: p.tickAfter, Trades: s.scratch}
 		a, err := st.AppendBatchAsync(context.Background(), h.id, &tb)
+		clear(s.scratch) // the record is encoded; drop symbol references
 		if err != nil {
 			return fmt.Errorf("shard %d: %w", h.id, err)
 		}
 		p.wal = a
 		return nil
 	}
-	if h.logTrades+len(p.trades) > maxLogTrades && len(h.log) > 0 {
+	if h.logTrades+p.len() > maxLogTrades && len(h.log) > 0 {
 		if err := s.checkpoint(); err != nil {
 			return err
 		}
 	}
 	h.log = append(h.log, shardLogEntry{part: p})
-	h.logTrades += len(p.trades)
+	h.logTrades += p.len()
 	return nil
 }
 
