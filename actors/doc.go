@@ -1,6 +1,45 @@
-// Package actors owns the running node: shard actors (each owning the
-// aggregation core of its symbols), the pinned dispatcher, clocks, the
-// supervision tree, ingest and the HTTP API glue.
+// Package actors owns the running node: the protoactor-go actor system with
+// its supervision tree, the shard actors (each owning the aggregation core
+// of its symbols, actors/aggregate), the pinned dispatcher they run on, the
+// clocks, ingest and queries. Node is its public face; actors/httpapi puts
+// HTTP in front of it.
 //
-// actors may import storage and messages; it must not import cluster or cmd.
+// # Structure
+//
+//	klinecast (root guardian)
+//	├── ingest      router: numbers requests, fans parts out to shards,
+//	│               moves the event clock
+//	├── shards      supervisor; its children shard-00 … shard-NN run on
+//	│               PinnedPool workers (shard i on worker i mod N)
+//	├── clock       wall clock: ticks after each boundary of the smallest
+//	│               interval
+//	└── health      heartbeats every shard each second
+//
+// # Ingest, durability, recovery
+//
+// Node.Ingest validates and groups a request by shard on the caller's
+// goroutines and hands it to the router, which orders it behind every
+// earlier request. Each shard queues its part's WAL append (storage) and
+// applies the part only once the append is durable; Ingest answers once
+// every part is applied. A WAL record stores the clock before and after its
+// trades, so a replay of the WAL makes exactly the decisions the live shard
+// made. Shards snapshot periodically and at shutdown; on start, and after a
+// panic, a shard loads its snapshot and replays its WAL. A memory-only node
+// keeps the same guarantees against panics with an in-memory checkpoint and
+// input log.
+//
+// # Concurrency
+//
+// Node's methods are safe for concurrent use. A shard's state is touched
+// only by its actor (one message at a time) and by nothing else; the only
+// state shared across shards is counters (typed atomics) and the kline
+// store (which is safe for concurrent use). Every queue is bounded: a
+// shard's ingest gate (Config.MailboxSize parts; producers wait up to
+// Config.BusyTimeout, then get ErrBusy), its WAL waiter queue (sized to the
+// gate), and its pending closed-bar writes (waited for beyond 64).
+//
+// # Imports
+//
+// actors may import actors/aggregate, storage and messages; it must not
+// import cluster or cmd (enforced by internal/layout).
 package actors
