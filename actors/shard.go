@@ -723,8 +723,10 @@ func (s *shard) startDurable() (recovery, error) {
 }
 
 // maxLogTrades bounds a memory-only shard's input log: past it the shard
-// checkpoints, so the log never holds more than this many trade copies.
-const maxLogTrades = 1 << 20
+// checkpoints, so the log never holds more than this many trades (64
+// shards × 65,536 × 64 bytes: at most 256 MiB per node; a checkpoint of a
+// shard's state costs far less than that many trades).
+const maxLogTrades = 1 << 16
 
 // record makes a part recoverable before it is applied: a durable node
 // queues it on the shard's WAL (Ingest waits for the write); a memory-only
