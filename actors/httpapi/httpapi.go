@@ -12,6 +12,7 @@ import (
 
 	"github.com/klinecast/klinecast/actors"
 	"github.com/klinecast/klinecast/messages"
+	"github.com/klinecast/klinecast/storage"
 )
 
 // DefaultMaxBodyBytes bounds a POST /api/v1/trades body when
@@ -165,7 +166,9 @@ func (h *handler) serverError(w http.ResponseWriter, r *http.Request, status int
 	} else {
 		h.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
-	if errors.Is(err, actors.ErrBusy) {
+	if errors.Is(err, actors.ErrBusy) || errors.Is(err, storage.ErrUnavailable) {
+		// Both pass: a full shard drains, a full disk or failed fsync
+		// recovers when the operator acts; nothing was acknowledged.
 		w.Header().Set("Retry-After", "1")
 	}
 	writeError(w, status, err.Error())
