@@ -30,11 +30,19 @@ func (k storeKlines) Klines(symbol string, iv messages.Interval, start, end int6
 	return k.s.Klines(symbol, iv, start, end, limit, dst)
 }
 
-// memKlineStore is the KlineStore of a memory-only node.
+// memKlineStore is the KlineStore of a memory-only node: series of
+// closed bars in partitions by symbol, each with its own lock, so shards on
+// different workers rarely contend.
 type memKlineStore struct {
+	parts [memKlinePartitions]memKlinePartition
+}
+
+const memKlinePartitions = 64
+
+type memKlinePartition struct {
 	mu struct {
 		sync.RWMutex
-		series map[seriesKey][]messages.Kline // ascending open time
+		series map[seriesKey]*[]messages.Kline // ascending open time
 	}
 }
 
@@ -45,36 +53,70 @@ type seriesKey struct {
 
 func newMemKlineStore() *memKlineStore {
 	s := &memKlineStore{}
-	s.mu.series = map[seriesKey][]messages.Kline{}
+	for i := range s.parts {
+		s.parts[i].mu.series = map[seriesKey]*[]messages.Kline{}
+	}
 	return s
 }
 
+func (s *memKlineStore) partition(symbol string) *memKlinePartition {
+	return &s.parts[shardOfFast(symbol, memKlinePartitions)]
+}
+
 func (s *memKlineStore) PutKlines(ks []messages.Kline) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, k := range ks {
-		key := seriesKey{k.Symbol, k.Interval}
-		bars := s.mu.series[key]
-		if n := len(bars); n == 0 || bars[n-1].OpenTime < k.OpenTime {
-			s.mu.series[key] = append(bars, k) // the common case: the next bar
-			continue
+	// A Delta's closed bars come in runs of one symbol: lock and look up
+	// once per run, not per bar.
+	for i := 0; i < len(ks); {
+		sym := ks[i].Symbol
+		j := i + 1
+		for j < len(ks) && ks[j].Symbol == sym {
+			j++
 		}
-		i, found := slices.BinarySearchFunc(bars, k.OpenTime, func(b messages.Kline, t int64) int {
-			return int(b.OpenTime - t)
-		})
-		if found {
-			bars[i] = k
-		} else {
-			s.mu.series[key] = slices.Insert(bars, i, k)
-		}
+		s.partition(sym).put(ks[i:j])
+		i = j
 	}
 	return nil
 }
 
+// put stores bars of one symbol.
+func (p *memKlinePartition) put(ks []messages.Kline) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var key seriesKey
+	var bars *[]messages.Kline
+	for _, k := range ks {
+		if k.Interval != key.iv || bars == nil {
+			key = seriesKey{k.Symbol, k.Interval}
+			if bars = p.mu.series[key]; bars == nil {
+				bars = new([]messages.Kline)
+				p.mu.series[key] = bars
+			}
+		}
+		b := *bars
+		if n := len(b); n == 0 || b[n-1].OpenTime < k.OpenTime {
+			*bars = append(b, k) // the common case: the next bar
+			continue
+		}
+		i, found := slices.BinarySearchFunc(b, k.OpenTime, func(x messages.Kline, t int64) int {
+			return int(x.OpenTime - t)
+		})
+		if found {
+			b[i] = k // a late-trade correction
+		} else {
+			*bars = slices.Insert(b, i, k)
+		}
+	}
+}
+
 func (s *memKlineStore) Klines(symbol string, iv messages.Interval, start, end int64, limit int, dst []messages.Kline) ([]messages.Kline, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	bars := s.mu.series[seriesKey{symbol, iv}]
+	p := s.partition(symbol)
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	series := p.mu.series[seriesKey{symbol, iv}]
+	if series == nil {
+		return dst, nil
+	}
+	bars := *series
 	i, _ := slices.BinarySearchFunc(bars, start, func(b messages.Kline, t int64) int { return int(b.OpenTime - t) })
 	for ; i < len(bars) && bars[i].OpenTime <= end; i++ {
 		if limit > 0 && len(dst) >= limit {
