@@ -136,22 +136,7 @@ func (s *Store) Klines(symbol string, iv messages.Interval, start, end int64, li
 	if start > end {
 		return dst, nil
 	}
-	prefix := appendKlineSeriesPrefix(nil, symbol, iv)
-	err := s.read(func() error {
-		it := s.be.iter(iterOptions{prefix: prefix})
-		defer it.close()
-		n := 0
-		for it.seek(appendKlineKey(nil, symbol, iv, start)); it.valid() && (limit <= 0 || n < limit); it.next() {
-			var done bool
-			var err error
-			if dst, done, err = appendKline(it, dst, end); err != nil || done {
-				return err
-			}
-			n++
-		}
-		return nil
-	})
-	return dst, err
+	return s.scanKlines(symbol, iv, start, end, limit, false, dst)
 }
 
 // LastKlines appends to dst the last limit stored bars of (symbol, iv)
@@ -163,12 +148,21 @@ func (s *Store) LastKlines(symbol string, iv messages.Interval, end int64, limit
 		return dst, err
 	}
 	base := len(dst)
+	dst, err := s.scanKlines(symbol, iv, end, end, limit, true, dst)
+	slices.Reverse(dst[base:])
+	return dst, err
+}
+
+// scanKlines appends up to limit bars of (symbol, iv) to dst, starting at
+// the bar opening at from (or the next one in scan order) and stopping
+// after open time end: forward (Klines) or backward from end (LastKlines).
+func (s *Store) scanKlines(symbol string, iv messages.Interval, from, end int64, limit int, reverse bool, dst []messages.Kline) ([]messages.Kline, error) {
 	prefix := appendKlineSeriesPrefix(nil, symbol, iv)
 	err := s.read(func() error {
-		it := s.be.iter(iterOptions{prefix: prefix, reverse: true})
+		it := s.be.iter(iterOptions{prefix: prefix, reverse: reverse})
 		defer it.close()
 		n := 0
-		for it.seek(appendKlineKey(nil, symbol, iv, end)); it.valid() && (limit <= 0 || n < limit); it.next() {
+		for it.seek(appendKlineKey(nil, symbol, iv, from)); it.valid() && (limit <= 0 || n < limit); it.next() {
 			var done bool
 			var err error
 			if dst, done, err = appendKline(it, dst, end); err != nil || done {
@@ -178,7 +172,6 @@ func (s *Store) LastKlines(symbol string, iv messages.Interval, end int64, limit
 		}
 		return nil
 	})
-	slices.Reverse(dst[base:])
 	return dst, err
 }
 
