@@ -154,6 +154,9 @@ type Core struct {
 	fixed     bool
 
 	index map[string]int32 // symbol → slot
+	// indexVersion changes whenever index does, so a Checkpoint copies
+	// the map only when symbols were added or removed since its last save.
+	indexVersion uint64
 	syms  []symbolState    // by slot
 	free  []int32          // slots of removed symbols, reused first
 	bars  []messages.Kline // slot*n + interval index
@@ -575,6 +578,7 @@ func (c *Core) addSymbol(sym string, t int64) int32 {
 	c.updateBounds(slot)
 	c.nextClose = min(c.nextClose, c.syms[slot].minClose)
 	c.index[sym] = slot
+	c.indexVersion++
 	return slot
 }
 
@@ -608,6 +612,7 @@ func (c *Core) RemoveSymbol(sym string) bool {
 	} else {
 		delete(c.index, sym)
 	}
+	c.indexVersion++
 	clear(c.cache[:]) // removal is rare; forget every cached slot
 	return true
 }
