@@ -157,10 +157,10 @@ type Core struct {
 	// indexVersion changes whenever index does, so a Checkpoint copies
 	// the map only when symbols were added or removed since its last save.
 	indexVersion uint64
-	syms  []symbolState    // by slot
-	free  []int32          // slots of removed symbols, reused first
-	bars  []messages.Kline // slot*n + interval index
-	dirty dirtySet         // symbol slots whose bars changed since the last Ready
+	syms         []symbolState    // by slot
+	free         []int32          // slots of removed symbols, reused first
+	bars         []messages.Kline // slot*n + interval index
+	dirty        dirtySet         // symbol slots whose bars changed since the last Ready
 
 	// recent holds closed bars still inside the lateness window, so a late
 	// trade can amend them. Empty when AllowedLateness is 0.
