@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -74,6 +73,8 @@ type Node struct {
 	closeOnce sync.Once
 	closed    atomic.Bool
 	inflight  sync.WaitGroup // Ingest calls in progress
+	calls     sync.Pool      // recycled *IngestCall
+	halted    chan struct{}  // closed once the actor tree stopped: no shard answers any more
 	stop      context.CancelFunc
 	bg        sync.WaitGroup // background goroutines (checkpoints)
 	started   time.Time
@@ -86,7 +87,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, started: time.Now()}
+	n := &Node{cfg: cfg, log: cfg.Logger, started: time.Now(), halted: make(chan struct{})}
 	n.coreConfig = aggregate.Config{
 		Intervals:       cfg.Intervals,
 		AllowedLateness: cfg.AllowedLateness.Milliseconds(),
@@ -143,6 +144,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	if err != nil {
 		n.system.Root.StopFuture(n.root).Wait()
+		close(n.halted)
 		pool.Close()
 		return nil, fmt.Errorf("actors: start: %w", err)
 	}
@@ -248,276 +250,217 @@ type IngestReply struct {
 // answers when all of them were applied. Invalid trades are reported per
 // item in the result (by index into trades) and never applied. A trade whose
 // aggregate id its symbol already applied counts as a duplicate, so a
-// producer may retry a whole batch safely. Ingest does not retain trades.
+// producer may retry a whole batch safely.
 //
 // Per symbol, trades must arrive in aggregate-id order (as an exchange feed
 // delivers them): a lower id than one already applied is a duplicate.
 // Concurrent Ingest calls are ordered by the router in the order they
 // reach it; a producer that needs its own requests kept in order while
 // several are in flight uses IngestAsync.
+//
+// The shards read trades in place: the caller must not modify them until
+// Ingest returns.
 func (n *Node) Ingest(ctx context.Context, trades []messages.Trade) (IngestResult, error) {
 	return n.IngestAsync(ctx, trades).Wait(ctx)
 }
 
-// IngestCall is an ingest request in flight.
+// IngestCall is an ingest request in flight. The node recycles it once
+// Wait returns: it must not be used after that.
+//
+// A request is grouped without copying a trade: each shard gets the list
+// of its trades' indices in the caller's slice (4 bytes per trade) and
+// reads them there. Copying 64-byte trades into per-shard buffers cost
+// more than aggregating them (the writes scatter over 64 destinations),
+// and a shard that must be able to rebuild its state keeps what it needs
+// itself (see shard.keep).
 type IngestCall struct {
 	n       *Node
-	res     IngestResult
-	parts   []*shardPart
+	trades  []messages.Trade // the caller's, read in place until Wait returns
+	parts   []shardPart      // by shard; only those in touched are sent
+	touched []int32          // shards with trades in this request
 	maxTime int64
-	routed  chan struct{} // closed by the router (see ingestBatch)
+	res     IngestResult
 	err     error
-	done    func()
+	sent    bool // the parts went to the router; every touched shard answers
+
+	replies chan partResult // one answer per touched shard; capacity: every shard
+	clock   batchDone       // event clock: the message that moves the watermark
+	cache   *symbolShards
+}
+
+// symbolShards remembers, by string identity, the shard of (or the verdict
+// on) each symbol string a request carries: a request holds few distinct
+// symbols, each as one string when the decoder interns them, so the
+// producer hashes and checks each symbol once, not once per trade. An entry
+// holds its string, so its address cannot be reused by another string
+// meanwhile.
+type symbolShards [2048]struct {
+	sym   string
+	shard int32 // -1: invalid symbol
+}
+
+// newCall returns a recycled (or new) IngestCall for trades.
+func (n *Node) newCall(trades []messages.Trade) *IngestCall {
+	c, _ := n.calls.Get().(*IngestCall)
+	if c == nil {
+		c = &IngestCall{n: n, parts: make([]shardPart, len(n.shards)), replies: make(chan partResult, len(n.shards)),
+			cache: new(symbolShards)}
+		c.clock.done = make(chan struct{}, 1)
+		c.clock.call = c
+		for sh := range c.parts {
+			c.parts[sh].call = c
+		}
+	}
+	c.trades = trades
+	c.res.Rejected = []ItemError{}
+	return c
+}
+
+// recycle readies c for another request. Only a call whose every part was
+// answered may be recycled: a shard may still hold an unanswered one.
+func (n *Node) recycle(c *IngestCall) {
+	for _, sh := range c.touched {
+		p := &c.parts[sh]
+		*p = shardPart{call: c, idx: p.idx[:0]}
+	}
+	c.touched = c.touched[:0]
+	c.trades, c.maxTime, c.res, c.err, c.sent = nil, 0, IngestResult{}, nil, false
+	n.calls.Put(c)
 }
 
 // IngestAsync starts an ingest request and returns once the request is
 // ordered behind every request this goroutine started before: requests
 // started one after another by one goroutine are applied in that order.
-// Wait collects the result. It blocks only for back-pressure (full shard
-// mailboxes, up to Config.BusyTimeout). IngestAsync does not retain
-// trades.
+// Wait collects the result. IngestAsync blocks only for back-pressure (full
+// shard mailboxes, up to Config.BusyTimeout). The shards read trades in
+// place: the caller must not modify them until Wait returns.
 func (n *Node) IngestAsync(ctx context.Context, trades []messages.Trade) *IngestCall {
 	n.inflight.Add(1)
-	call := &IngestCall{n: n, done: n.inflight.Done}
+	c := n.newCall(trades)
 	if n.closed.Load() {
-		call.err = ErrClosed
-		return call
+		c.err = ErrClosed
+		return c
 	}
-	res := &call.res
-	res.Rejected = []ItemError{}
-	now := n.cfg.Now().UnixMilli()
-	parts, maxTime, rejected := n.groupTrades(trades, now)
-	res.Rejected = append(res.Rejected, rejected...)
-	if parts == nil {
-		return call
+	if len(trades) > math.MaxInt32 {
+		c.err = fmt.Errorf("actors: %d trades in one request, at most %d", len(trades), math.MaxInt32)
+		return c
 	}
-	if err := n.acquire(ctx, parts); err != nil {
-		call.err = err
-		return call
+	c.classify(n.cfg.Now().UnixMilli())
+	if len(c.touched) == 0 {
+		return c
 	}
-	call.parts = parts
-	call.maxTime = maxTime
-	call.routed = make(chan struct{})
-	n.system.Root.Send(n.router, &ingestBatch{parts: parts, maxTime: maxTime, routed: call.routed})
-	return call
+	if err := n.acquire(ctx, c); err != nil {
+		c.err = err
+		return c
+	}
+	c.sent = true
+	n.system.Root.Send(n.router, c)
+	return c
 }
 
-// groupTrades validates trades and groups the valid ones by shard: parts
-// (nil when no trade is valid) indexed by shard, nil where a shard has no
-// trade; the newest valid trade time; and the invalid trades.
-func (n *Node) groupTrades(trades []messages.Trade, now int64) (parts []*shardPart, maxTime int64, rejected []ItemError) {
-	// Group by shard with a counting sort: one pass validates, hashes and
-	// counts; one allocation holds every part's trades contiguously; a
-	// second pass copies them in. The parts own their copies, so shards
-	// read contiguous memory and a memory-only shard can keep its part for
-	// recovery without copying again. A large request is grouped by
-	// several goroutines, each over a contiguous chunk: the producer's
-	// side is the pipeline's serial stage, and the pinned workers are idle
-	// while it runs.
-	nsh := len(n.shards)
-	chunks := 1
-	if len(trades) >= parallelGroupMin {
-		chunks = min(runtime.GOMAXPROCS(0), len(trades)/(parallelGroupMin/2))
-	}
-	// A chunk's symbol table is indexed by symChunkShift bits: keep every
-	// chunk below that many trades (a chunk has at most one entry per trade).
-	chunks = max(chunks, (len(trades)>>(symChunkShift-1))+1)
-	shardOf := make([]int32, len(trades)) // -1: rejected
-	symOf := make([]uint32, len(trades))  // packedTrade.sym
-	counts := make([][]int32, chunks)     // per chunk, per shard
-	results := make([]chunkResult, chunks)
-	symbols := make([][]string, chunks) // per chunk: its distinct symbols
-	span := (len(trades) + chunks - 1) / chunks
-	parallel(chunks, func(c int) {
-		lo, hi := c*span, min((c+1)*span, len(trades))
-		counts[c] = make([]int32, nsh)
-		results[c], symbols[c] = classify(trades, lo, hi, now, nsh, uint32(c), shardOf, symOf, counts[c])
-	})
-	valid := int32(0)
-	for c := range results {
-		rejected = append(rejected, results[c].rejected...)
-		maxTime = max(maxTime, results[c].maxTime)
-		valid += results[c].valid
-	}
-	if valid == 0 {
-		return nil, 0, rejected
-	}
-	buf := make([]packedTrade, valid)
-	positions := make([]int32, valid)
-	parts = make([]*shardPart, nsh)
-	// next[c][sh]: where chunk c writes its next trade of shard sh; chunk
-	// c's trades of a shard follow chunk c-1's, so request order holds.
-	next := make([][]int32, chunks)
-	off := int32(0)
-	for sh := 0; sh < nsh; sh++ {
-		start := off
-		for c := range chunks {
-			if next[c] == nil {
-				next[c] = make([]int32, nsh)
-			}
-			next[c][sh] = off
-			off += counts[c][sh]
-		}
-		if off > start {
-			parts[sh] = &shardPart{packed: buf[start:off:off], symbols: symbols, positions: positions[start:off:off], reply: make(chan partResult, 1)}
-		}
-	}
-	parallel(chunks, func(c int) {
-		lo, hi := c*span, min((c+1)*span, len(trades))
-		at := next[c]
-		for i := lo; i < hi; i++ {
-			if sh := shardOf[i]; sh >= 0 {
-				j := at[sh]
-				buf[j] = packTrade(&trades[i], symOf[i])
-				positions[j] = int32(i)
-				at[sh] = j + 1
-			}
-		}
-	})
-	return parts, maxTime, rejected
-}
-
-// parallelGroupMin is the request size from which grouping is split over
-// goroutines (below it the goroutines cost more than they save).
-const parallelGroupMin = 16_384
-
-// parallel runs fn(0..n-1) on n goroutines (the last on the caller's) and
-// waits for them.
-func parallel(n int, fn func(i int)) {
-	var wg sync.WaitGroup
-	for i := 1; i < n; i++ {
-		wg.Go(func() { fn(i) })
-	}
-	fn(0)
-	wg.Wait()
-}
-
-// chunkResult is what classify found in one chunk of a request.
-type chunkResult struct {
-	valid    int32
-	maxTime  int64
-	rejected []ItemError
-}
-
-// classify validates trades[lo:hi], records each valid trade's shard in
-// shardOf (-1: rejected) and its symbol in symOf (chunk c's table, which it
-// returns), and counts them per shard.
-func classify(trades []messages.Trade, lo, hi int, now int64, nsh int, c uint32, shardOf []int32, symOf []uint32, counts []int32) (chunkResult, []string) {
-	var r chunkResult
-	var table []string
-	// A request holds few distinct symbols, each as one string when the
-	// decoder interns them: remember the shard of (and the verdict on)
-	// each symbol string by identity instead of hashing and checking it
-	// per trade. An entry holds its string, so its address cannot be
-	// reused by another string meanwhile.
-	cache := new([2048]struct {
-		sym   string
-		shard int32  // -1: invalid symbol
-		index uint32 // packedTrade.sym
-	})
-	for i := lo; i < hi; i++ {
-		t := &trades[i]
-		e := &cache[uintptr(unsafe.Pointer(unsafe.StringData(t.Symbol)))>>4%uintptr(len(cache))]
+// classify validates every trade and appends the index of each valid one
+// to its shard's part; invalid ones go to the rejected list.
+func (c *IngestCall) classify(now int64) {
+	nsh := len(c.parts)
+	for i := range c.trades {
+		t := &c.trades[i]
+		e := &c.cache[uintptr(unsafe.Pointer(unsafe.StringData(t.Symbol)))>>4%uintptr(len(c.cache))]
 		if unsafe.StringData(e.sym) != unsafe.StringData(t.Symbol) || len(e.sym) != len(t.Symbol) || e.sym == "" {
 			e.sym, e.shard = t.Symbol, -1
 			if messages.ValidateSymbol(t.Symbol) == nil {
 				e.shard = int32(shardOfFast(t.Symbol, nsh))
-				// A symbol string evicted from the cache and seen again
-				// gets a second entry: harmless, the table is per request.
-				e.index = c<<symChunkShift | uint32(len(table))
-				table = append(table, t.Symbol)
 			}
 		}
-		sh := e.shard
 		err := t.ValidateFields(now)
-		if sh < 0 && err == nil {
+		if e.shard < 0 && err == nil {
 			err = messages.ValidateSymbol(t.Symbol)
 		}
 		if err != nil {
-			r.rejected = append(r.rejected, ItemError{Index: i, Error: err.Error()})
-			shardOf[i] = -1
+			c.res.Rejected = append(c.res.Rejected, ItemError{Index: i, Error: err.Error()})
 			continue
 		}
-		shardOf[i] = sh
-		symOf[i] = e.index
-		counts[sh]++
-		r.maxTime = max(r.maxTime, t.Time)
-		r.valid++
+		p := &c.parts[e.shard]
+		if len(p.idx) == 0 {
+			c.touched = append(c.touched, e.shard)
+		}
+		p.idx = append(p.idx, int32(i))
+		c.maxTime = max(c.maxTime, t.Time)
 	}
-	return r, table
 }
 
 // Wait returns the request's result once every shard applied its part.
-// Call it exactly once per IngestCall.
+// Call it exactly once per IngestCall; the call is recycled when it
+// returns. Once the request was sent, Wait waits for the shards whatever
+// ctx says (they read the caller's trades until they answer, and they
+// always answer: applied, refused, or the node stopped).
 func (c *IngestCall) Wait(ctx context.Context) (IngestResult, error) {
-	if c.done != nil {
-		defer c.done()
-		c.done = nil
-	}
-	if c.err != nil {
-		return IngestResult{}, c.err
-	}
 	n := c.n
-	res := c.res
-	if c.routed != nil {
-		select {
-		case <-c.routed:
-		case <-ctx.Done():
-			return IngestResult{}, fmt.Errorf("actors: waiting for the ingest router: %w", ctx.Err())
+	defer n.inflight.Done()
+	if c.err != nil || !c.sent {
+		res, err := c.res, c.err
+		n.recycle(c)
+		if err != nil {
+			return IngestResult{}, err
 		}
+		n.rejected.Add(uint64(len(res.Rejected)))
+		return res, nil
 	}
-	for sh, p := range c.parts {
-		if p == nil {
+	res := c.res
+	var err error
+	for range c.touched {
+		var r partResult
+		select {
+		case r = <-c.replies:
+		case <-n.halted:
+			return IngestResult{}, ErrClosed // c is not recycled: shards may hold it
+		}
+		if r.err != nil {
+			err = errors.Join(err, fmt.Errorf("actors: shard %d: %w", r.shard, r.err))
 			continue
 		}
+		if r.wal != nil {
+			// Durable first: a trade is acknowledged only once its WAL
+			// record is (SPEC §4). Shards answer after that already.
+			seq, werr := r.wal.Wait()
+			if werr != nil {
+				err = errors.Join(err, fmt.Errorf("actors: shard %d: %w", r.shard, werr))
+				continue
+			}
+			res.LastSeq = max(res.LastSeq, seq)
+		} else {
+			res.LastSeq = max(res.LastSeq, c.parts[r.shard].seq)
+		}
+		res.Accepted += r.applied
+		res.Duplicates += r.duplicates
+		res.Rejected = append(res.Rejected, r.rejected...)
+	}
+	if err == nil && n.cfg.Clock == ClockEvent {
+		// The watermark moves to the request's newest trade and every
+		// shard learns it before the request is answered.
+		c.clock.maxTime = c.maxTime
+		n.system.Root.Send(n.router, &c.clock)
 		select {
-		case r := <-p.reply:
-			if r.err != nil {
-				return IngestResult{}, fmt.Errorf("actors: shard %d: %w", sh, r.err)
-			}
-			if r.wal != nil {
-				// Durable first: a trade is acknowledged only once its
-				// WAL record is (SPEC §4).
-				seq, err := r.wal.Wait()
-				if err != nil {
-					return IngestResult{}, fmt.Errorf("actors: shard %d: %w", sh, err)
-				}
-				res.LastSeq = max(res.LastSeq, seq)
-			}
-			res.Accepted += r.applied
-			res.Duplicates += r.duplicates
-			res.Rejected = append(res.Rejected, r.rejected...)
-		case <-ctx.Done():
-			return IngestResult{}, fmt.Errorf("actors: waiting for shard %d: %w", sh, ctx.Err())
+		case <-c.clock.done:
+		case <-n.halted:
+			return IngestResult{}, ErrClosed
 		}
-		if n.store == nil {
-			res.LastSeq = max(res.LastSeq, p.seq)
-		}
+	}
+	n.recycle(c)
+	if err != nil {
+		return IngestResult{}, err
 	}
 	slices.SortFunc(res.Rejected, func(a, b ItemError) int { return a.Index - b.Index })
-	if n.cfg.Clock == ClockEvent && len(c.parts) > 0 {
-		done := make(chan struct{})
-		n.system.Root.Send(n.router, &batchDone{maxTime: c.maxTime, done: done})
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return IngestResult{}, fmt.Errorf("actors: waiting for the clock: %w", ctx.Err())
-		}
-	}
 	n.accepted.Add(uint64(res.Accepted))
 	n.duplicates.Add(uint64(res.Duplicates))
 	n.rejected.Add(uint64(len(res.Rejected)))
 	return res, nil
 }
 
-// acquire takes one mailbox token for every part, waiting at most
+// acquire takes one mailbox token for every part of c, waiting at most
 // BusyTimeout; on failure it gives back what it took.
-func (n *Node) acquire(ctx context.Context, parts []*shardPart) error {
+func (n *Node) acquire(ctx context.Context, c *IngestCall) error {
 	var timer *time.Timer
-	for sh, p := range parts {
-		if p == nil {
-			continue
-		}
+	for i, sh := range c.touched {
 		gate := n.shards[sh].gate
 		select {
 		case gate <- struct{}{}:
@@ -531,21 +474,19 @@ func (n *Node) acquire(ctx context.Context, parts []*shardPart) error {
 		select {
 		case gate <- struct{}{}:
 		case <-timer.C:
-			n.release(parts[:sh])
+			n.release(c.touched[:i])
 			return fmt.Errorf("%w: shard %d has %d batches queued", ErrBusy, sh, cap(gate))
 		case <-ctx.Done():
-			n.release(parts[:sh])
+			n.release(c.touched[:i])
 			return ctx.Err()
 		}
 	}
 	return nil
 }
 
-func (n *Node) release(parts []*shardPart) {
-	for sh, p := range parts {
-		if p != nil {
-			<-n.shards[sh].gate
-		}
+func (n *Node) release(shards []int32) {
+	for _, sh := range shards {
+		<-n.shards[sh].gate
 	}
 }
 
@@ -741,6 +682,7 @@ func (n *Node) Close(ctx context.Context) error {
 		if serr := n.system.Root.StopFuture(n.root).Wait(); serr != nil {
 			err = errors.Join(err, fmt.Errorf("actors: stop actor tree: %w", serr))
 		}
+		close(n.halted)
 		n.stopWALWaiters()
 		n.pool.Close()
 		n.log.Info("node stopped", "accepted", n.accepted.Load(), "uptime", time.Since(n.started).Round(time.Millisecond))

@@ -8,22 +8,15 @@ import (
 	"github.com/klinecast/klinecast/messages"
 )
 
-// ingestBatch is one ingest request, grouped by shard (nil: no trades).
-type ingestBatch struct {
-	parts   []*shardPart
-	maxTime int64
-	// routed is closed once the router has numbered the parts and queued
-	// their WAL appends: only then may the caller read those fields.
-	routed chan struct{}
-}
-
 // clockTick is a wall-clock tick from the clock actor.
 type clockTick struct{ now int64 }
 
 // batchDone reports an event-clock ingest request that every shard applied.
+// It is part of the IngestCall, reused with it.
 type batchDone struct {
+	call    *IngestCall
 	maxTime int64
-	done    chan struct{} // closed once the ticks are sent
+	done    chan struct{} // capacity 1: one token once the ticks are sent
 }
 
 // setClock gives the router the clock the shards recovered to; it ticks
@@ -41,17 +34,35 @@ type router struct {
 	// event clock the largest trade time accepted, with the wall clock the
 	// last tick.
 	watermark int64
+	// sent is, per shard, the newest clock time it was sent (as a tick or
+	// behind a part's trades): a shard already there needs no tick.
+	sent []int64
+}
+
+// tickAll sends every shard that is behind now a tick to it.
+func (r *router) tickAll(now int64) {
+	n := r.n
+	if r.sent == nil {
+		r.sent = make([]int64, len(n.shards))
+	}
+	for sh, h := range n.shards {
+		if r.sent[sh] < now {
+			r.sent[sh] = now
+			h.send(n.system, &shardTick{now: now})
+		}
+	}
 }
 
 func (r *router) Receive(ctx actor.Context) {
 	n := r.n
 	switch m := ctx.Message().(type) {
-	case *ingestBatch:
+	case *IngestCall:
+		if r.sent == nil {
+			r.sent = make([]int64, len(n.shards))
+		}
 		seq := n.seq.Add(1)
-		for sh, p := range m.parts {
-			if p == nil {
-				continue
-			}
+		for _, sh := range m.touched {
+			p := &m.parts[sh]
 			p.seq = seq
 			p.tickBefore = r.watermark
 			if n.cfg.Clock == ClockEvent {
@@ -62,18 +73,20 @@ func (r *router) Receive(ctx actor.Context) {
 			}
 			n.shards[sh].send(n.system, p)
 		}
-		close(m.routed)
 	case *batchDone:
 		// Event clock: an ingest request was applied everywhere; the
 		// watermark moves to its newest trade and every shard learns it
-		// before the request is answered (done).
+		// before the request is answered (done). Shards the request
+		// touched are there already (counted only now: a part that
+		// failed was not applied, nor its tick).
+		for _, sh := range m.call.touched {
+			r.sent[sh] = max(r.sent[sh], m.call.parts[sh].tickAfter)
+		}
 		if m.maxTime > r.watermark {
 			r.watermark = m.maxTime
-			for _, h := range n.shards {
-				h.send(n.system, &shardTick{now: r.watermark})
-			}
+			r.tickAll(r.watermark)
 		}
-		close(m.done)
+		m.done <- struct{}{}
 	case *clockTick:
 		// Ticks stay ordered with the trades (never coalesced): the WAL
 		// records the clock before each batch, and a replay must find the
@@ -82,15 +95,11 @@ func (r *router) Receive(ctx actor.Context) {
 			break
 		}
 		r.watermark = m.now
-		for _, h := range n.shards {
-			h.send(n.system, &shardTick{now: m.now})
-		}
+		r.tickAll(m.now)
 	case *setClock:
 		r.watermark = max(r.watermark, m.now)
 		if r.watermark > 0 {
-			for _, h := range n.shards {
-				h.send(n.system, &shardTick{now: r.watermark})
-			}
+			r.tickAll(r.watermark)
 		}
 	case *messages.TradeBatch:
 		// An embedding program's request: run the ingest path on its own

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -49,20 +50,22 @@ type DeltaSinkFunc func(shard int, d *aggregate.Delta)
 // Deliver calls f.
 func (f DeltaSinkFunc) Deliver(shard int, d *aggregate.Delta) { f(shard, d) }
 
-// shardPart is one ingest request's trades for one shard.
+// shardPart is one ingest request's trades for one shard: indices into
+// the request's trades (ingest), or trades of its own (WAL replays, the
+// input log of a memory-only shard).
 type shardPart struct {
-	seq uint64
-	// The part's trades in request order, owned by the part: packed (from
-	// ingest, with their symbols in symbols) or plain (WAL replays).
-	// positions are their indices in the request, for per-item errors
-	// (nil: none to report, as in replays).
-	packed     []packedTrade
-	symbols    [][]string
-	trades     []messages.Trade
-	positions  []int32
-	tickBefore int64           // the clock the shard has been sent before these trades
-	tickAfter  int64           // event clock: the watermark after them (0: none)
-	reply      chan partResult // buffered 1: the first answer is kept, later ones dropped
+	call *IngestCall // the request (nil: replayed or logged; nobody to answer)
+	// idx are the part's trades as positions in call.trades, in request
+	// order; they are also the positions per-item errors report.
+	idx []int32
+	// trades, when non-nil, are the part's trades (idx, if set, still
+	// gives their positions in the request).
+	trades []messages.Trade
+
+	seq        uint64
+	tickBefore int64 // the clock the shard has been sent before these trades
+	tickAfter  int64 // event clock: the watermark after them (0: none)
+	answered   bool  // the request got this part's answer (only the shard touches it)
 
 	// wal is the part's WAL append, queued by the shard before it applies
 	// the trades (durable nodes only). Only the shard's goroutine uses it;
@@ -80,33 +83,40 @@ type partResult struct {
 	err        error
 }
 
-// packedTrade is a Trade inside an ingest part with its symbol replaced by
-// an index into the request's symbol tables: part buffers then hold no
-// pointers, so they are smaller to copy and the GC never scans them (the
-// copy into parts was the largest cost of the ingest path).
-type packedTrade struct {
-	aggID, firstID, lastID, time, eventTime int64
-	price, quantity                         messages.Decimal
-	sym                                     uint32 // chunk<<symChunkShift | index in that chunk's table
-	buyerMaker                              bool
-}
-
-// symChunkShift splits packedTrade.sym into a grouping chunk and an index.
-const symChunkShift = 24
-
-func packTrade(t *messages.Trade, sym uint32) packedTrade {
-	return packedTrade{aggID: t.AggID, firstID: t.FirstID, lastID: t.LastID, time: t.Time, eventTime: t.EventTime,
-		price: t.Price, quantity: t.Quantity, sym: sym, buyerMaker: t.BuyerMaker}
-}
-
-func (p *packedTrade) unpack(symbols [][]string, t *messages.Trade) {
-	*t = messages.Trade{Symbol: symbols[p.sym>>symChunkShift][p.sym&(1<<symChunkShift-1)],
-		AggID: p.aggID, Price: p.price, Quantity: p.quantity, FirstID: p.firstID, LastID: p.lastID,
-		Time: p.time, BuyerMaker: p.buyerMaker, EventTime: p.eventTime}
-}
-
 // len returns the number of trades in the part.
-func (p *shardPart) len() int { return len(p.packed) + len(p.trades) }
+func (p *shardPart) len() int {
+	if p.trades != nil {
+		return len(p.trades)
+	}
+	return len(p.idx)
+}
+
+// trade returns the part's i-th trade.
+func (p *shardPart) trade(i int) *messages.Trade {
+	if p.trades != nil {
+		return &p.trades[i]
+	}
+	return &p.call.trades[p.idx[i]]
+}
+
+// position returns the index in its request of the part's i-th trade.
+func (p *shardPart) position(i int) int {
+	if p.idx != nil {
+		return int(p.idx[i])
+	}
+	return i
+}
+
+// answer gives the request its answer for this part, once: a restart that
+// processes the part again does not answer again. It never blocks (the
+// request's reply channel has room for every shard).
+func (p *shardPart) answer(r partResult) {
+	if p.call == nil || p.answered {
+		return
+	}
+	p.answered = true
+	p.call.replies <- r
+}
 
 // shardTick moves a shard's clock.
 type shardTick struct{ now int64 }
@@ -155,10 +165,14 @@ type checkpointNow struct{ done chan<- error }
 // that supervision restarts it with its state intact.
 type PanicShard struct{ Reason string }
 
-// shardLogEntry is one input a shard applied since its last checkpoint.
+// shardLogEntry is one input a memory-only shard applied since its last
+// checkpoint: a tick, or a part whose trades the shard copied into its
+// log (logTrades[lo:hi]).
 type shardLogEntry struct {
-	part *shardPart // trades (nil for a tick)
-	tick int64
+	part                  bool
+	lo, hi                int
+	tickBefore, tickAfter int64
+	tick                  int64
 }
 
 // shardHandle is the part of a shard that outlives its actor incarnations:
@@ -172,11 +186,11 @@ type shardHandle struct {
 	gate chan struct{} // ingest back-pressure: one token per queued part
 
 	// Memory-only nodes restart from the in-memory checkpoint and the
-	// inputs logged since.
-	checkpoint *aggregate.State
+	// inputs logged since (see shard.keep).
+	checkpoint aggregate.Checkpoint
 	log        []shardLogEntry
-	logTrades  int // trades held by log
-	delivered  int // log entries whose output was delivered
+	logTrades  []messages.Trade // the logged parts' trades
+	delivered  int              // log entries whose output was delivered
 
 	// Durable nodes apply a part once its WAL record is durable: awaiting
 	// holds the inputs waiting for that, in order, and walq feeds the
@@ -187,7 +201,7 @@ type shardHandle struct {
 	// Durable nodes restart from the stored snapshot and the WAL.
 	started   bool          // the first start (recovery) happened
 	recovered chan recovery // the first start's outcome, for Node.Start
-	lastPart  *shardPart    // the last part an incarnation started
+	lastWAL   *storage.Append // the WAL append of the last part an incarnation started
 	inflight  *shardPart    // the part being applied (nil between parts)
 	// appliedSeq bounds the replay of a restart: records up to it were
 	// started by the failed incarnation. MaxUint64 before the first start.
@@ -212,7 +226,7 @@ func (h *shardHandle) send(system *actor.ActorSystem, msg any) {
 type shard struct {
 	h       *shardHandle
 	core    *aggregate.Core
-	scratch []messages.Trade // a part unpacked for its WAL record
+	scratch []messages.Trade // a part's trades for its WAL record
 	// puts are closed-bar writes queued on a durable store, oldest first;
 	// the shard waits for them before a snapshot and before answering a
 	// query, never per trade. Each keeps its Delta (not yet released to
@@ -305,14 +319,14 @@ func (s *shard) Receive(ctx actor.Context) {
 	case *actor.Stopping, *actor.Stopped:
 		return
 	case *shardPart:
-		if err := s.record(m); err != nil {
-			// Not recorded, so not applied: the producer gets the error.
-			m.reply <- partResult{shard: h.id, err: err}
-			<-h.gate
-			break
-		}
 		if h.node.store == nil {
 			s.applyLive(m)
+			break
+		}
+		if err := s.record(m); err != nil {
+			// Not recorded, so not applied: the producer gets the error.
+			m.answer(partResult{shard: h.id, err: err})
+			<-h.gate
 			break
 		}
 		// Durable first, then applied (like raft's persist-then-apply): a
@@ -387,8 +401,8 @@ func (s *shard) start() {
 	}()
 	cfg := h.node.coreConfig
 	var err error
-	if h.checkpoint != nil {
-		s.core, err = aggregate.Restore(cfg, *h.checkpoint)
+	if h.checkpoint.Valid() {
+		s.core, err = aggregate.RestoreCheckpoint(cfg, &h.checkpoint)
 	} else {
 		s.core, err = aggregate.New(cfg)
 	}
@@ -397,15 +411,16 @@ func (s *shard) start() {
 		// core with the same config: this is a bug, let supervision see it.
 		panic(fmt.Sprintf("shard %d: rebuild core: %v", h.id, err))
 	}
-	if len(h.log) == 0 {
+	if len(h.log) == 0 && h.inflight == nil {
 		return
 	}
 	began := time.Now()
 	for i, e := range h.log {
 		deliver := i >= h.delivered
 		var err error
-		if e.part != nil {
-			err = s.applyPart(e.part, deliver)
+		if e.part {
+			p := shardPart{trades: h.logTrades[e.lo:e.hi], tickBefore: e.tickBefore, tickAfter: e.tickAfter}
+			_, err = s.applyPart(&p, deliver)
 		} else {
 			s.core.Tick(e.tick)
 			err = s.flush(deliver)
@@ -414,29 +429,24 @@ func (s *shard) start() {
 			panic(err) // still failing: supervision retries within its limits
 		}
 	}
-	if h.delivered < len(h.log) {
-		// The failed input's gate token is still held; it has now been
-		// processed.
-		<-h.gate
-	}
 	h.delivered = len(h.log)
-	h.node.log.Info("shard rebuilt after restart", "shard", h.id, "inputs_replayed", len(h.log), "took", time.Since(began))
+	replayed := len(h.log)
+	if h.inflight != nil {
+		// The input that failed: processed now, answered, and its gate
+		// token (still held) released.
+		s.applyLive(h.inflight)
+		replayed++
+	}
+	h.node.log.Info("shard rebuilt after restart", "shard", h.id, "inputs_replayed", replayed, "took", time.Since(began))
 }
 
-// applyPart applies one part, ticks the event clock, flushes, and (when
-// deliver) replies. The reply never blocks: the part's channel has room
-// for one answer, and a replay after a failed flush may answer again.
-func (s *shard) applyPart(p *shardPart, deliver bool) error {
+// applyPart applies one part, ticks the event clock and flushes (the
+// output is dropped unless deliver). The caller answers.
+func (s *shard) applyPart(p *shardPart, deliver bool) (partResult, error) {
 	res := partResult{shard: s.h.id, wal: p.wal}
 	s.applyTrades(p, &res)
 	res.err = s.flush(deliver)
-	if deliver && p.reply != nil {
-		select {
-		case p.reply <- res:
-		default:
-		}
-	}
-	return res.err
+	return res, res.err
 }
 
 // applyTrades ticks to where the part was routed, applies its trades and
@@ -448,29 +458,26 @@ func (s *shard) applyTrades(p *shardPart, res *partResult) {
 		// ticks here where the live shard had been ticked.
 		s.core.Tick(p.tickBefore)
 	}
-	var unpacked messages.Trade
-	for i, n := 0, p.len(); i < n; i++ {
-		t := &unpacked
-		if p.packed != nil {
-			p.packed[i].unpack(p.symbols, t)
-		} else {
-			t = &p.trades[i]
-		}
-		o := s.core.Apply(t)
-		if res == nil {
-			continue
-		}
-		switch o {
-		case aggregate.Applied:
-			res.applied++
-		case aggregate.Duplicate:
-			res.duplicates++
-		default:
-			pos := i
-			if p.positions != nil {
-				pos = int(p.positions[i])
+	if p.trades == nil && res != nil {
+		// The hot path: a live part read in place from its request.
+		trades := p.call.trades
+		for _, j := range p.idx {
+			if o := s.core.Apply(&trades[j]); o == aggregate.Applied {
+				res.applied++
+			} else {
+				res.count(o, int(j), &trades[j])
 			}
-			res.rejected = append(res.rejected, ItemError{Index: pos, Error: rejectReason(o, t)})
+		}
+	} else {
+		for i, n := 0, p.len(); i < n; i++ {
+			t := p.trade(i)
+			if o := s.core.Apply(t); res != nil {
+				if o == aggregate.Applied {
+					res.applied++
+				} else {
+					res.count(o, p.position(i), t)
+				}
+			}
 		}
 	}
 	if p.tickAfter > 0 {
@@ -478,19 +485,67 @@ func (s *shard) applyTrades(p *shardPart, res *partResult) {
 	}
 }
 
-// applyLive applies a part now (it is recorded) and answers it.
+// count records an outcome other than Applied.
+func (r *partResult) count(o aggregate.Outcome, pos int, t *messages.Trade) {
+	if o == aggregate.Duplicate {
+		r.duplicates++
+		return
+	}
+	r.rejected = append(r.rejected, ItemError{Index: pos, Error: rejectReason(o, t)})
+}
+
+// applyLive applies a part now (a durable node: its WAL record is
+// durable), keeps what a restart needs (memory-only), and answers it.
 func (s *shard) applyLive(p *shardPart) {
 	h := s.h
-	h.inflight, h.lastPart = p, p
-	if err := s.applyPart(p, true); err != nil {
+	h.inflight = p
+	if p.wal != nil {
+		h.lastWAL = p.wal
+	}
+	res, err := s.applyPart(p, true)
+	if err != nil {
 		// Not marked delivered: the restarted incarnation replays this
 		// input and stores its closed bars again.
 		panic(err)
 	}
+	if h.node.store == nil {
+		// Before the answer: after it the producer may reuse the trades.
+		s.keep(p)
+	}
 	h.inflight = nil
 	h.delivered = len(h.log)
+	p.answer(res)
 	<-h.gate
 }
+
+// keep makes an applied part recoverable without its request, on a
+// memory-only node, whichever way is cheaper: save the core into the
+// in-memory checkpoint (a copy of the shard's state, which empties the
+// log), or copy the part's trades into the input log. With few symbols
+// per shard and large parts (a busy feed) the save is far cheaper than
+// the trades; with many symbols and small parts, the log is. The log is
+// bounded: past maxLogTrades trades the shard saves regardless.
+func (s *shard) keep(p *shardPart) {
+	h := s.h
+	logged := len(h.logTrades) + p.len()
+	if s.core.CheckpointBytes() <= logged*tradeBytes || logged > maxLogTrades || len(h.log) >= maxLogEntries {
+		if err := s.core.SaveCheckpoint(&h.checkpoint); err == nil {
+			h.log = h.log[:0]
+			h.logTrades = h.logTrades[:0]
+			h.delivered = 0
+			return
+		}
+		// Output still pending (flush failed and was not retried): log.
+	}
+	lo := len(h.logTrades)
+	for i, n := 0, p.len(); i < n; i++ {
+		h.logTrades = append(h.logTrades, *p.trade(i))
+	}
+	h.log = append(h.log, shardLogEntry{part: true, lo: lo, hi: len(h.logTrades), tickBefore: p.tickBefore, tickAfter: p.tickAfter})
+}
+
+// tradeBytes is what logging one trade copies.
+const tradeBytes = int(unsafe.Sizeof(messages.Trade{}))
 
 // applyTick moves the clock and flushes.
 func (s *shard) applyTick(now int64) {
@@ -518,7 +573,7 @@ func (s *shard) applyDurable(p *shardPart) {
 	h.awaiting[0] = awaitEntry{}
 	h.awaiting = h.awaiting[1:]
 	if _, err := p.wal.Wait(); err != nil {
-		p.reply <- partResult{shard: h.id, wal: p.wal, err: err}
+		p.answer(partResult{shard: h.id, wal: p.wal, err: err})
 		<-h.gate
 	} else {
 		s.applyLive(p)
@@ -586,11 +641,11 @@ func (s *shard) checkpoint() error {
 		}
 		return s.snapshot()
 	}
-	st := s.core.Snapshot()
-	s.h.checkpoint = &st
-	clear(s.h.log)
+	if err := s.core.SaveCheckpoint(&s.h.checkpoint); err != nil {
+		return fmt.Errorf("shard %d: checkpoint: %w", s.h.id, err)
+	}
 	s.h.log = s.h.log[:0]
-	s.h.logTrades = 0
+	s.h.logTrades = s.h.logTrades[:0]
 	s.h.delivered = 0
 	return nil
 }
@@ -603,12 +658,10 @@ func (s *shard) snapshot() error {
 	// walSeq: the last record replayed at start; a part applied since is
 	// later.
 	covered := h.walSeq
-	if p := h.lastPart; p != nil && p.wal != nil {
-		// The shard's appends commit in order, so the last one's sequence
-		// covers all before it. A failed append left no record; its
-		// trades are in the state nonetheless (the producer was told to
-		// retry and will find them duplicates).
-		seq, err := p.wal.Wait()
+	if w := h.lastWAL; w != nil {
+		// The shard's appends commit in order, so the last applied one's
+		// sequence covers all before it.
+		seq, err := w.Wait()
 		if err == nil {
 			covered = max(covered, seq)
 			h.deliveredSeq = max(h.deliveredSeq, seq)
@@ -663,8 +716,8 @@ func (s *shard) startDurable() (recovery, error) {
 		return rec, fmt.Errorf("shard %d: %w", h.id, err)
 	}
 	applied := h.appliedSeq
-	if h.started && h.lastPart != nil && h.lastPart.wal != nil {
-		if seq, err := h.lastPart.wal.Wait(); err == nil {
+	if h.started && h.lastWAL != nil {
+		if seq, err := h.lastWAL.Wait(); err == nil {
 			applied = seq
 		}
 	}
@@ -679,13 +732,16 @@ func (s *shard) startDurable() (recovery, error) {
 		if seq > applied {
 			return errStopReplay
 		}
-		replay.trades, replay.positions, replay.tickBefore, replay.tickAfter = tb.Trades, nil, tb.TickBefore, tb.TickAfter
-		replay.reply, replay.wal = nil, nil
+		replay.trades, replay.tickBefore, replay.tickAfter = tb.Trades, tb.TickBefore, tb.TickAfter
+		p := replay
 		if seq == inflightSeq && h.inflight != nil {
-			// The failed input: answer it, with positions in its request.
-			replay.positions, replay.reply, replay.wal = h.inflight.positions, h.inflight.reply, h.inflight.wal
+			// The failed input: applied from its record and answered,
+			// with positions in its request.
+			p = h.inflight
+			p.trades = tb.Trades
+			defer func() { p.trades = nil }()
 		}
-		if err := s.replayPart(replay, seq > h.deliveredSeq); err != nil {
+		if err := s.replayPart(p, seq > h.deliveredSeq); err != nil {
 			return err
 		}
 		rec.records++
@@ -728,17 +784,18 @@ func (s *shard) startDurable() (recovery, error) {
 // shard's state costs far less than that many trades).
 const maxLogTrades = 1 << 16
 
-// record makes a part recoverable before it is applied: a durable node
-// queues it on the shard's WAL (Ingest waits for the write); a memory-only
-// node keeps it in the input log (the part owns its trades).
+// maxLogEntries bounds the input log's entries (ticks and parts).
+const maxLogEntries = 4096
+
+// record makes a part recoverable before it is applied, on a durable
+// node: it queues the part on the shard's WAL (the part is applied once
+// the record is durable).
 func (s *shard) record(p *shardPart) error {
 	h := s.h
 	if st := h.node.store; st != nil {
 		s.scratch = s.scratch[:0]
-		for i := range p.packed {
-			var t messages.Trade
-			p.packed[i].unpack(p.symbols, &t)
-			s.scratch = append(s.scratch, t)
+		for i, n := 0, p.len(); i < n; i++ {
+			s.scratch = append(s.scratch, *p.trade(i))
 		}
 		tb := messages.TradeBatch{TickBefore: p.tickBefore, TickAfter: p.tickAfter, Trades: s.scratch}
 		a, err := st.AppendBatchAsync(context.Background(), h.id, &tb)
@@ -747,15 +804,7 @@ func (s *shard) record(p *shardPart) error {
 			return fmt.Errorf("shard %d: %w", h.id, err)
 		}
 		p.wal = a
-		return nil
 	}
-	if h.logTrades+p.len() > maxLogTrades && len(h.log) > 0 {
-		if err := s.checkpoint(); err != nil {
-			return err
-		}
-	}
-	h.log = append(h.log, shardLogEntry{part: p})
-	h.logTrades += p.len()
 	return nil
 }
 
@@ -765,7 +814,8 @@ func (s *shard) record(p *shardPart) error {
 // new ones, when it grows large, and for the failed input being answered.
 func (s *shard) replayPart(p *shardPart, deliver bool) error {
 	if !deliver {
-		return s.applyPart(p, false)
+		_, err := s.applyPart(p, false)
+		return err
 	}
 	if !s.replayDelivering {
 		// Everything before this record was delivered before the failure.
@@ -774,8 +824,10 @@ func (s *shard) replayPart(p *shardPart, deliver bool) error {
 		}
 		s.replayDelivering = true
 	}
-	if p.reply != nil {
-		return s.applyPart(p, true)
+	if p.call != nil {
+		res, err := s.applyPart(p, true)
+		p.answer(res)
+		return err
 	}
 	s.applyTrades(p, nil)
 	if s.replayed++; s.replayed%256 == 0 {

@@ -57,6 +57,21 @@ type benchOptions struct {
 	seed      uint64
 	span      time.Duration
 	profile   io.Writer
+	// memProfile, when set, is the file the pipeline run's allocation
+	// profile is written to.
+	memProfile string
+}
+
+func writeAllocProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // PipelineResult is what `bench pipeline` measures.
@@ -104,6 +119,7 @@ func runBenchPipeline(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.Uint64Var(&o.seed, "seed", 1, "generator seed")
 	fs.DurationVar(&o.span, "span", time.Hour, "trade time the generated trades cover")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the pipeline run to this file")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write a profile of every allocation of the pipeline run to this file")
 	lvl := logFlag(fs)
 	if _, err := parseFlags(fs, args, stdout); err != nil {
 		return err
@@ -195,6 +211,17 @@ func benchPipeline(ctx context.Context, o benchOptions, log *slog.Logger) (Pipel
 			return res, err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if o.memProfile != "" {
+		// Every allocation of the pipeline run, by call site.
+		runtime.MemProfileRate = 1
+		defer func() {
+			runtime.MemProfileRate = 512 * 1024
+			runtime.GC() // publish the run's allocations in the profile
+			if werr := writeAllocProfile(o.memProfile); werr != nil {
+				log.Error("memprofile", "err", werr)
+			}
+		}()
 	}
 	start = time.Now()
 	// One producer keeps several requests in flight (IngestAsync keeps
