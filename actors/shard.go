@@ -199,10 +199,10 @@ type shardHandle struct {
 	walq     chan *shardPart
 
 	// Durable nodes restart from the stored snapshot and the WAL.
-	started   bool          // the first start (recovery) happened
-	recovered chan recovery // the first start's outcome, for Node.Start
+	started   bool            // the first start (recovery) happened
+	recovered chan recovery   // the first start's outcome, for Node.Start
 	lastWAL   *storage.Append // the WAL append of the last part an incarnation started
-	inflight  *shardPart    // the part being applied (nil between parts)
+	inflight  *shardPart      // the part being applied (nil between parts)
 	// appliedSeq bounds the replay of a restart: records up to it were
 	// started by the failed incarnation. MaxUint64 before the first start.
 	appliedSeq   uint64
