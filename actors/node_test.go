@@ -363,3 +363,55 @@ func TestNodeHealthReportsAStuckShard(t *testing.T) {
 		return nil
 	})
 }
+
+// TestNodeShardPanicWhileApplying makes shards fail in the middle of a
+// part (the sink panics while the part's output is delivered, after its
+// trades were applied and before it was answered), on a memory-only node,
+// both when shards keep applied parts by saving checkpoints (few symbols
+// per shard, large parts) and by logging their trades (many symbols, small
+// parts). The restarted shard must rebuild its state, apply the failed
+// part exactly once and answer it: the klines equal an undisturbed run.
+func TestNodeShardPanicWhileApplying(t *testing.T) {
+	tests := []struct {
+		name           string
+		symbols, batch int
+		wantLogged     bool
+	}{
+		{"checkpoint per part", 16, 400, false},
+		{"input log", 600, 30, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			trades := genTrades(t, tc.symbols, 12_000, 2*24*time.Hour, 5)
+			cfg := eventConfig()
+			var deliveries atomic.Int64
+			cfg.Sink = DeltaSinkFunc(func(shard int, d *aggregate.Delta) {
+				// Deterministic faults: every 97th delivery panics.
+				if deliveries.Add(1)%97 == 0 {
+					panic("sink fault drill")
+				}
+			})
+			n := testNode(t, cfg)
+			ingestAll(t, n, trades, tc.batch, nil)
+			requireMatchesOffline(t, n, trades)
+			var restarts int64
+			for _, a := range n.Actors() {
+				if a.Kind == "shard" {
+					restarts += a.Restarts
+				}
+			}
+			if restarts == 0 {
+				t.Fatal("no shard restarted: the drill did not run")
+			}
+			var saved, logged uint64
+			for _, h := range n.shards {
+				saved += h.keptBySave.Load()
+				logged += h.keptByLog.Load()
+			}
+			t.Logf("restarts %d, parts kept by checkpoint %d, by log %d", restarts, saved, logged)
+			if tc.wantLogged && logged == 0 || !tc.wantLogged && saved == 0 {
+				t.Fatalf("parts kept by checkpoint %d, by log %d: the case does not exercise its path", saved, logged)
+			}
+		})
+	}
+}

@@ -210,6 +210,11 @@ type shardHandle struct {
 	walSeq       uint64 // the last WAL record replayed by a start
 	lastTick     int64  // the last clock tick applied
 
+	// How keep made applied parts recoverable (memory-only), for tests
+	// and stats.
+	keptBySave atomic.Uint64
+	keptByLog  atomic.Uint64
+
 	enqueued    atomic.Uint64
 	processed   atomic.Uint64
 	restarts    atomic.Int64
@@ -533,6 +538,7 @@ func (s *shard) keep(p *shardPart) {
 			h.log = h.log[:0]
 			h.logTrades = h.logTrades[:0]
 			h.delivered = 0
+			h.keptBySave.Add(1)
 			return
 		}
 		// Output still pending (flush failed and was not retried): log.
@@ -542,6 +548,7 @@ func (s *shard) keep(p *shardPart) {
 		h.logTrades = append(h.logTrades, *p.trade(i))
 	}
 	h.log = append(h.log, shardLogEntry{part: true, lo: lo, hi: len(h.logTrades), tickBefore: p.tickBefore, tickAfter: p.tickAfter})
+	h.keptByLog.Add(1)
 }
 
 // tradeBytes is what logging one trade copies.
