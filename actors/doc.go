@@ -17,16 +17,21 @@
 //
 // # Ingest, durability, recovery
 //
-// Node.Ingest validates and groups a request by shard on the caller's
-// goroutines and hands it to the router, which orders it behind every
-// earlier request. Each shard queues its part's WAL append (storage) and
+// Node.Ingest validates a request on the caller's goroutine and lists, per
+// shard, the indices of its trades (no trade is copied: shards read them
+// in place, so the caller keeps them unchanged until Ingest returns), then
+// hands it to the router, which orders it behind every earlier request.
+// Requests are recycled (IngestCall), so the path allocates nothing per
+// request in steady state. Each shard queues its part's WAL append (storage) and
 // applies the part only once the append is durable; Ingest answers once
 // every part is applied. A WAL record stores the clock before and after its
 // trades, so a replay of the WAL makes exactly the decisions the live shard
 // made. Shards snapshot periodically and at shutdown; on start, and after a
 // panic, a shard loads its snapshot and replays its WAL. A memory-only node
-// keeps the same guarantees against panics with an in-memory checkpoint and
-// input log.
+// keeps the same guarantees against panics with an in-memory checkpoint
+// (aggregate.Checkpoint) and an input log: after each part, a shard either
+// saves its core into the checkpoint or copies the part's trades into the
+// log, whichever copies less, and answers only then.
 //
 // # Concurrency
 //
