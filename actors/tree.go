@@ -155,6 +155,7 @@ func (s *shardSupervisor) Receive(ctx actor.Context) {
 		h := h
 		props := actor.PropsFromProducer(func() actor.Actor { return &shard{h: h} },
 			actor.WithDispatcher(s.n.pool.Dispatcher(h.id)),
+			actor.WithMailbox(newShardMailbox), // allocation-free ingest
 			actor.WithSupervisor(restartStrategy()))
 		pid, err := ctx.SpawnNamed(props, shardName(h.id))
 		if err != nil {
