@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"sync"
@@ -33,16 +34,69 @@ func (k storeKlines) Klines(symbol string, iv messages.Interval, start, end int6
 // memKlineStore is the KlineStore of a memory-only node: series of
 // closed bars in partitions by symbol, each with its own lock, so shards on
 // different workers rarely contend.
+//
+// Memory layout and allocation profile. Storing a bar must not allocate:
+// growing a slice per series (the previous layout) made half of the
+// pipeline's allocations, and left the old arrays to the collector. So a
+// partition carves everything it stores out of slabs, big arrays it
+// allocates once and never frees (the store never forgets a bar):
+//
+//   - a series is a sequence of blocks of bars, each carved from the
+//     partition's bar slab, of capacities 1, 2, 4, ..., 64, then 64 each:
+//     a series of one bar (a daily or weekly series of a young node)
+//     costs one bar, one of n bars at most about n+64, and a long series
+//     has a block per 64 bars;
+//   - its directory, the blocks in order, is carved from the partition's
+//     directory slab, starting with room for 2 blocks and moved to a twice
+//     bigger carving when full (the old carving is not reused: at most as
+//     much as the directory in use);
+//   - its header is carved from the partition's header slab.
+//
+// (A directory rather than a linked list of blocks: queries, mostly of the
+// latest bars, and corrections find their block by binary search, not by
+// walking a long series from its start.)
+//
+// A slab is allocated at twice the size of the previous one, from a small
+// first one up to 4096 bars (about 600 KiB), 1024 directory entries or 256
+// headers, so an idle partition costs little and a busy one allocates
+// rarely; the end of a slab too short for the next block (less than 64
+// bars of 4096) is left unused. A directory larger than a directory slab
+// (a series of more than 65,536 bars) is allocated alone, once per
+// doubling.
+//
+// So in the steady state storing a bar allocates nothing but one bar slab
+// per ~4096 bars per partition, a directory slab per ~32k bars, and for a
+// new series a map entry (and a header slab per 256 series). Corrections
+// allocate nothing, nor do queries but for growing dst.
+//
+// Every block but the last of a series is full: the next bar goes to the
+// last block, or a new one; a correction replaces the bar in place; a bar
+// inserted before others shifts the later ones by one, through the
+// following blocks (as inserting into one array would: it is rare).
 type memKlineStore struct {
 	parts [memKlinePartitions]memKlinePartition
 }
 
 const memKlinePartitions = 64
 
+// Block capacities: 1 << i for block i, up to maxKlineBlock.
+const maxKlineBlock = 64
+
+// Slab sizes, in elements: the first and the largest.
+const (
+	minBarSlab, maxBarSlab       = 64, 4096
+	minDirSlab, maxDirSlab       = 32, 1024
+	minHeaderSlab, maxHeaderSlab = 8, 256
+	minKlineDir                  = 2
+)
+
 type memKlinePartition struct {
 	mu struct {
 		sync.RWMutex
-		series map[seriesKey]*[]messages.Kline // ascending open time
+		series  map[seriesKey]*klineSeries
+		bars    slab[messages.Kline]
+		dirs    slab[[]messages.Kline]
+		headers slab[klineSeries]
 	}
 }
 
@@ -51,10 +105,54 @@ type seriesKey struct {
 	iv     messages.Interval
 }
 
+// klineSeries holds the bars of a series in blocks, ascending open time:
+// blocks[i] has capacity blockCap(i), and all but the last are full.
+// There is at least one block, none empty.
+type klineSeries struct {
+	blocks [][]messages.Kline
+}
+
+func blockCap(i int) int {
+	if i >= 6 { // 1 << 6 == maxKlineBlock
+		return maxKlineBlock
+	}
+	return 1 << i
+}
+
+// slab hands out pieces of bigger arrays: one allocation per array, not
+// per piece.
+type slab[T any] struct {
+	free []T
+	next int // the size of the next array
+}
+
+// take returns a zeroed piece of n elements, of capacity n. Arrays are
+// min, 2·min, ..., max elements; a piece bigger than max is allocated
+// alone.
+func (s *slab[T]) take(n, min, max int) []T {
+	if n > max {
+		return make([]T, n)
+	}
+	if len(s.free) < n {
+		size := s.next
+		if size < min {
+			size = min
+		}
+		s.next = size * 2
+		if s.next > max {
+			s.next = max
+		}
+		s.free = make([]T, size)
+	}
+	p := s.free[:n:n]
+	s.free = s.free[n:]
+	return p
+}
+
 func newMemKlineStore() *memKlineStore {
 	s := &memKlineStore{}
 	for i := range s.parts {
-		s.parts[i].mu.series = map[seriesKey]*[]messages.Kline{}
+		s.parts[i].mu.series = map[seriesKey]*klineSeries{}
 	}
 	return s
 }
@@ -82,30 +180,101 @@ func (s *memKlineStore) PutKlines(ks []messages.Kline) error {
 func (p *memKlinePartition) put(ks []messages.Kline) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var key seriesKey
-	var bars *[]messages.Kline
-	for _, k := range ks {
-		if k.Interval != key.iv || bars == nil {
-			key = seriesKey{k.Symbol, k.Interval}
-			if bars = p.mu.series[key]; bars == nil {
-				bars = new([]messages.Kline)
-				p.mu.series[key] = bars
+	var iv messages.Interval
+	var s *klineSeries
+	for i := range ks {
+		k := &ks[i]
+		if s == nil || k.Interval != iv {
+			iv = k.Interval
+			key := seriesKey{k.Symbol, iv}
+			if s = p.mu.series[key]; s == nil {
+				s = &p.mu.headers.take(1, minHeaderSlab, maxHeaderSlab)[0]
+				p.mu.series[key] = s
 			}
 		}
-		b := *bars
-		if n := len(b); n == 0 || b[n-1].OpenTime < k.OpenTime {
-			*bars = append(b, k) // the common case: the next bar
+		if n := len(s.blocks); n > 0 {
+			last := s.blocks[n-1]
+			if last[len(last)-1].OpenTime < k.OpenTime { // the common case: the next bar
+				if len(last) < cap(last) {
+					s.blocks[n-1] = append(last, *k)
+				} else {
+					p.appendBlock(s, k)
+				}
+				continue
+			}
+		} else {
+			p.appendBlock(s, k)
 			continue
 		}
-		i, found := slices.BinarySearchFunc(b, k.OpenTime, func(x messages.Kline, t int64) int {
-			return int(x.OpenTime - t)
-		})
+		b, i, found := s.search(k.OpenTime)
 		if found {
-			b[i] = k // a late-trade correction
+			s.blocks[b][i] = *k // a late-trade correction
 		} else {
-			*bars = slices.Insert(b, i, k)
+			p.insert(s, b, i, k)
 		}
 	}
+}
+
+// appendBlock adds a block to s holding k.
+func (p *memKlinePartition) appendBlock(s *klineSeries, k *messages.Kline) {
+	n := len(s.blocks)
+	if n == cap(s.blocks) {
+		c := 2 * n
+		if c < minKlineDir {
+			c = minKlineDir
+		}
+		blocks := p.mu.dirs.take(c, minDirSlab, maxDirSlab)
+		copy(blocks, s.blocks)
+		s.blocks = blocks[:n]
+	}
+	b := p.mu.bars.take(blockCap(n), minBarSlab, maxBarSlab)[:1]
+	b[0] = *k
+	s.blocks = append(s.blocks, b)
+}
+
+// insert puts k at bar i of block b, moving the bars after it by one:
+// the last bar of a full block becomes the first of the next one.
+func (p *memKlinePartition) insert(s *klineSeries, b, i int, k *messages.Kline) {
+	carry := *k
+	for ; b < len(s.blocks); b, i = b+1, 0 {
+		blk := s.blocks[b]
+		if n := len(blk); n < cap(blk) { // the last block
+			blk = blk[:n+1]
+			copy(blk[i+1:], blk[i:n])
+			blk[i] = carry
+			s.blocks[b] = blk
+			return
+		}
+		out := blk[len(blk)-1]
+		copy(blk[i+1:], blk[i:len(blk)-1])
+		blk[i] = carry
+		carry = out
+	}
+	p.appendBlock(s, &carry)
+}
+
+// search finds the first bar with open time >= t: bar i of block b, with
+// i < len(s.blocks[b]), or b == len(s.blocks) if there is none. found
+// reports whether it opens at t.
+func (s *klineSeries) search(t int64) (b, i int, found bool) {
+	// The last block opening at or before t, if any.
+	b, _ = slices.BinarySearchFunc(s.blocks, t, func(blk []messages.Kline, t int64) int {
+		if blk[0].OpenTime <= t {
+			return -1
+		}
+		return 1
+	})
+	if b == 0 {
+		return 0, 0, false
+	}
+	b--
+	i, found = slices.BinarySearchFunc(s.blocks[b], t, func(k messages.Kline, t int64) int {
+		return cmp.Compare(k.OpenTime, t)
+	})
+	if i == len(s.blocks[b]) {
+		return b + 1, 0, false
+	}
+	return b, i, found
 }
 
 func (s *memKlineStore) Klines(symbol string, iv messages.Interval, start, end int64, limit int, dst []messages.Kline) ([]messages.Kline, error) {
@@ -113,16 +282,35 @@ func (s *memKlineStore) Klines(symbol string, iv messages.Interval, start, end i
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	series := p.mu.series[seriesKey{symbol, iv}]
-	if series == nil {
+	if series == nil || start > end {
 		return dst, nil
 	}
-	bars := *series
-	i, _ := slices.BinarySearchFunc(bars, start, func(b messages.Kline, t int64) int { return int(b.OpenTime - t) })
-	for ; i < len(bars) && bars[i].OpenTime <= end; i++ {
-		if limit > 0 && len(dst) >= limit {
+	want := -1 // bars still wanted; negative: no limit
+	if limit > 0 {
+		want = limit
+	}
+	b, i, _ := series.search(start)
+	for ; b < len(series.blocks) && want != 0; b, i = b+1, 0 {
+		bars := series.blocks[b][i:]
+		n := len(bars)
+		if bars[n-1].OpenTime > end {
+			n, _ = slices.BinarySearchFunc(bars, end, func(k messages.Kline, t int64) int {
+				if k.OpenTime <= t {
+					return -1
+				}
+				return 1
+			})
+		}
+		if want >= 0 && n > want {
+			n = want
+		}
+		dst = append(dst, bars[:n]...)
+		if want > 0 {
+			want -= n
+		}
+		if n < len(bars) {
 			break
 		}
-		dst = append(dst, bars[i])
 	}
 	return dst, nil
 }
