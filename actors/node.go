@@ -362,6 +362,13 @@ func (n *Node) IngestAsync(ctx context.Context, trades []messages.Trade) *Ingest
 // to its shard's part; invalid ones go to the rejected list.
 func (c *IngestCall) classify(now int64) {
 	nsh := len(c.parts)
+	if want := 2*len(c.trades)/nsh + 64; cap(c.parts[0].idx) < want {
+		// Room for twice a fair share per shard up front, so a recycled
+		// call stops growing its lists after a request or two.
+		for sh := range c.parts {
+			c.parts[sh].idx = make([]int32, 0, want)
+		}
+	}
 	for i := range c.trades {
 		t := &c.trades[i]
 		e := &c.cache[uintptr(unsafe.Pointer(unsafe.StringData(t.Symbol)))>>4%uintptr(len(c.cache))]

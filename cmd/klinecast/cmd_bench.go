@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/klinecast/klinecast/actors"
@@ -55,6 +56,7 @@ type benchOptions struct {
 	cores     int
 	json      bool
 	seed      uint64
+	rounds    int
 	span      time.Duration
 	profile   io.Writer
 	// memProfile, when set, is the file the pipeline run's allocation
@@ -86,6 +88,11 @@ type PipelineResult struct {
 	Intervals            int     `json:"intervals"`
 	Deltas               uint64  `json:"deltas"`
 	Dropped              int64   `json:"dropped"`
+	// Rounds is how many times each was run; the rates above are the best
+	// of them, the runs below every one.
+	Rounds       int       `json:"rounds"`
+	BareRuns     []float64 `json:"bare_runs"`
+	PipelineRuns []float64 `json:"pipeline_runs"`
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -117,6 +124,7 @@ func runBenchPipeline(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.IntVar(&o.cores, "cores", 0, "pinned workers (0 = all CPUs)")
 	fs.BoolVar(&o.json, "json", false, "print one JSON line")
 	fs.Uint64Var(&o.seed, "seed", 1, "generator seed")
+	fs.IntVar(&o.rounds, "rounds", 3, "runs of each (bare loop, pipeline), alternating; the best of each counts")
 	fs.DurationVar(&o.span, "span", time.Hour, "trade time the generated trades cover")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the pipeline run to this file")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a profile of every allocation of the pipeline run to this file")
@@ -152,8 +160,11 @@ func runBenchPipeline(ctx context.Context, args []string, stdout, stderr io.Writ
 	return nil
 }
 
-// benchPipeline generates the trades once, runs the bare core over them,
-// then the actor pipeline.
+// benchPipeline generates the trades once, then runs the bare core and the
+// actor pipeline over them, alternating, o.rounds times each, and reports
+// the best rate of each (interference from the rest of the machine only
+// ever slows a run down) and the pipeline's allocations per trade (the
+// largest of its rounds).
 func benchPipeline(ctx context.Context, o benchOptions, log *slog.Logger) (PipelineResult, error) {
 	log.Info("generating trades", "trades", o.trades, "symbols", o.symbols)
 	g, err := gen.New(gen.Config{Symbols: gen.Symbols(o.symbols), Trades: o.trades, Seed: o.seed, Span: o.span})
@@ -165,13 +176,38 @@ func benchPipeline(ctx context.Context, o benchOptions, log *slog.Logger) (Pipel
 	for g.Next(&t) {
 		trades = append(trades, t)
 	}
-	res := PipelineResult{Trades: int64(len(trades)), Symbols: o.symbols, Intervals: len(o.intervals)}
+	res := PipelineResult{Trades: int64(len(trades)), Symbols: o.symbols, Intervals: len(o.intervals), Rounds: max(o.rounds, 1)}
+	for round := range res.Rounds {
+		bare, err := benchBareLoop(trades, o)
+		if err != nil {
+			return res, err
+		}
+		last := round == res.Rounds-1
+		run, err := benchPipelineRun(ctx, trades, o, log, last)
+		if err != nil {
+			return res, err
+		}
+		log.Info("round done", "round", round+1, "bare_trades_per_sec", int64(bare), "pipeline_trades_per_sec", int64(run.rate),
+			"allocs_per_trade", run.allocs, "cpus_busy", fmt.Sprintf("%.2f", run.cpu))
+		res.BareLoopTradesPerSec = max(res.BareLoopTradesPerSec, bare)
+		res.PipelineTradesPerSec = max(res.PipelineTradesPerSec, run.rate)
+		res.AllocsPerTrade = max(res.AllocsPerTrade, run.allocs)
+		res.Cores, res.Deltas = run.cores, run.deltas
+		res.Dropped = max(res.Dropped, run.dropped)
+		res.BareRuns = append(res.BareRuns, bare)
+		res.PipelineRuns = append(res.PipelineRuns, run.rate)
+	}
+	res.Ratio = res.PipelineTradesPerSec / res.BareLoopTradesPerSec
+	return res, nil
+}
 
-	// Bare loop: one core, one flush per batch of trades: the same output
-	// the shards produce (each flushes once per request).
+// benchBareLoop runs one core over trades on this goroutine, one flush per
+// batch of trades (the same output the shards produce: each flushes once
+// per request), and returns its rate.
+func benchBareLoop(trades []messages.Trade, o benchOptions) (float64, error) {
 	core, err := aggregate.New(aggregate.Config{Intervals: o.intervals})
 	if err != nil {
-		return res, err
+		return 0, err
 	}
 	runtime.GC()
 	start := time.Now()
@@ -182,11 +218,22 @@ func benchPipeline(ctx context.Context, o benchOptions, log *slog.Logger) (Pipel
 		}
 	}
 	core.Release(core.Ready())
-	res.BareLoopTradesPerSec = float64(len(trades)) / time.Since(start).Seconds()
-	log.Info("bare loop done", "trades_per_sec", int64(res.BareLoopTradesPerSec))
+	return float64(len(trades)) / time.Since(start).Seconds(), nil
+}
 
-	// Pipeline: event clock (results depend only on the input), memory
-	// only; the sink counts deltas.
+type pipelineRun struct {
+	rate, allocs float64
+	cpu          float64 // process CPU time / wall time
+	cores        int
+	deltas       uint64
+	dropped      int64
+}
+
+// benchPipelineRun ingests trades into a new memory-only node with the
+// event clock (results depend only on the input); the sink counts deltas.
+// profile: write the requested profiles of this run.
+func benchPipelineRun(ctx context.Context, trades []messages.Trade, o benchOptions, log *slog.Logger, profile bool) (pipelineRun, error) {
+	var run pipelineRun
 	var deltas atomic.Uint64
 	node, err := actors.Start(ctx, actors.Config{
 		Intervals:   o.intervals,
@@ -199,61 +246,76 @@ func benchPipeline(ctx context.Context, o benchOptions, log *slog.Logger) (Pipel
 		Sink:        actors.DeltaSinkFunc(func(int, *aggregate.Delta) { deltas.Add(1) }),
 	})
 	if err != nil {
-		return res, err
+		return run, err
 	}
 	defer node.Close(context.Background())
-	res.Cores = node.Workers()
+	run.cores = node.Workers()
+	// One producer keeps several requests in flight (IngestAsync keeps
+	// them in order, as a feed handler would), so validating a request
+	// overlaps with the shards' work and per-symbol order holds. A ring:
+	// the measurement allocates nothing itself.
+	inflight := make([]*actors.IngestCall, o.producers)
+	var accepted int64
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	if o.profile != nil {
+	if profile && o.profile != nil {
 		if err := pprof.StartCPUProfile(o.profile); err != nil {
-			return res, err
+			return run, err
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if o.memProfile != "" {
+	if profile && o.memProfile != "" {
 		// Every allocation of the pipeline run, by call site.
 		runtime.MemProfileRate = 1
 		defer func() {
-			runtime.MemProfileRate = 512 * 1024
 			runtime.GC() // publish the run's allocations in the profile
 			if werr := writeAllocProfile(o.memProfile); werr != nil {
 				log.Error("memprofile", "err", werr)
 			}
 		}()
 	}
-	start = time.Now()
-	// One producer keeps several requests in flight (IngestAsync keeps
-	// them in order, as a feed handler would), so grouping overlaps with
-	// the shards' work and per-symbol order holds.
-	var accepted int64
-	inflight := make([]*actors.IngestCall, 0, o.producers)
-	wait := func(c *actors.IngestCall) error {
-		r, err := c.Wait(ctx)
-		accepted += int64(r.Accepted)
-		return err
-	}
-	for i := 0; i < len(trades); i += o.batch {
-		if len(inflight) == o.producers {
-			if err := wait(inflight[0]); err != nil {
-				return res, fmt.Errorf("bench: ingest: %w", err)
+	cpu0 := processCPU()
+	start := time.Now()
+	for i, k := 0, 0; i < len(trades); i, k = i+o.batch, k+1 {
+		slot := &inflight[k%len(inflight)]
+		if *slot != nil {
+			r, err := (*slot).Wait(ctx)
+			if err != nil {
+				return run, fmt.Errorf("bench: ingest: %w", err)
 			}
-			inflight = inflight[1:]
+			accepted += int64(r.Accepted)
 		}
-		inflight = append(inflight, node.IngestAsync(ctx, trades[i:min(i+o.batch, len(trades))]))
+		*slot = node.IngestAsync(ctx, trades[i:min(i+o.batch, len(trades))])
 	}
-	for _, c := range inflight {
-		if err := wait(c); err != nil {
-			return res, fmt.Errorf("bench: ingest: %w", err)
+	requests := (len(trades) + o.batch - 1) / o.batch
+	for k := range inflight {
+		// The oldest first: request requests-len(inflight)+k.
+		c := inflight[(requests+k)%len(inflight)]
+		if c == nil {
+			continue
 		}
+		r, err := c.Wait(ctx)
+		if err != nil {
+			return run, fmt.Errorf("bench: ingest: %w", err)
+		}
+		accepted += int64(r.Accepted)
 	}
 	elapsed := time.Since(start)
+	run.cpu = (processCPU() - cpu0).Seconds() / elapsed.Seconds()
 	runtime.ReadMemStats(&after)
-	res.PipelineTradesPerSec = float64(len(trades)) / elapsed.Seconds()
-	res.AllocsPerTrade = float64(after.Mallocs-before.Mallocs) / float64(len(trades))
-	res.Ratio = res.PipelineTradesPerSec / res.BareLoopTradesPerSec
-	res.Deltas = deltas.Load()
-	res.Dropped = int64(len(trades)) - accepted
-	return res, nil
+	run.rate = float64(len(trades)) / elapsed.Seconds()
+	run.allocs = float64(after.Mallocs-before.Mallocs) / float64(len(trades))
+	run.deltas = deltas.Load()
+	run.dropped = int64(len(trades)) - accepted
+	return run, nil
+}
+
+// processCPU returns the CPU time (user and system) the process used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
