@@ -76,6 +76,13 @@ type shardMailbox struct {
 	// the stored func value to Schedule does not allocate, while writing
 	// the method value at each call site would.
 	turn func()
+
+	// perTurn, when > 0, ends a turn after that many user messages: the
+	// mailbox schedules itself again behind whatever its worker has queued
+	// meanwhile (a router partition hands a chunk to its shards and lets
+	// them run before it takes the next one). 0: a turn runs until the
+	// mailbox is empty.
+	perTurn int
 }
 
 var _ actor.Mailbox = (*shardMailbox)(nil)
@@ -93,13 +100,21 @@ var _ actor.Mailbox = (*shardMailbox)(nil)
 // nothing. Scheduling, system-message priority, suspend/resume and panic
 // escalation behave as in the default mailbox; middlewares and MessageBatch
 // unpacking are not supported.
-func newShardMailbox() actor.Mailbox {
-	m := &shardMailbox{}
+func newShardMailbox() actor.Mailbox { return newYieldingMailbox(0) }
+
+// newYieldingMailbox returns a shardMailbox whose turns end after perTurn
+// user messages (0: when empty).
+func newYieldingMailbox(perTurn int) *shardMailbox {
+	m := &shardMailbox{perTurn: perTurn}
 	m.user.init(mailboxUserInitCap)
 	m.system.init(mailboxSystemInitCap)
 	m.turn = m.processMessages
 	return m
 }
+
+// newPartitionMailbox is the actor.MailboxProducer for router partitions:
+// one message per turn.
+func newPartitionMailbox() actor.Mailbox { return newYieldingMailbox(1) }
 
 // PostUserMessage queues message and schedules a turn if the mailbox is idle.
 // Safe for concurrent use.
@@ -141,7 +156,12 @@ func (m *shardMailbox) schedule() {
 // store.
 func (m *shardMailbox) processMessages() {
 	for {
-		m.run()
+		if m.run() {
+			// perTurn reached: the status stays running, so no poster
+			// schedules; this turn queues the next one behind the others.
+			m.dispatcher.Schedule(m.turn)
+			return
+		}
 		m.status.Store(mailboxIdle)
 		if m.system.len() == 0 && (m.suspended.Load() || m.user.len() == 0) {
 			return
@@ -156,8 +176,9 @@ func (m *shardMailbox) processMessages() {
 
 // run processes messages until both queues are empty, or the system queue is
 // empty and the mailbox is suspended. It returns early after recovering a
-// panic from the invoker, which it escalates with the message being handled.
-func (m *shardMailbox) run() {
+// panic from the invoker, which it escalates with the message being handled,
+// and (reporting yielded) after perTurn user messages.
+func (m *shardMailbox) run() (yielded bool) {
 	var msg any
 	defer func() {
 		if r := recover(); r != nil {
@@ -166,6 +187,7 @@ func (m *shardMailbox) run() {
 	}()
 
 	throughput := m.dispatcher.Throughput()
+	users := 0
 	for n := 0; ; n++ {
 		if n >= throughput && throughput > 0 {
 			// Let other goroutines on this thread's P run; as in protoactor,
@@ -187,11 +209,15 @@ func (m *shardMailbox) run() {
 			continue
 		}
 		if m.suspended.Load() {
-			return
+			return false
+		}
+		if m.perTurn > 0 && users == m.perTurn {
+			return true
 		}
 		if msg, ok = m.user.pop(); !ok {
-			return
+			return false
 		}
+		users++
 		m.invoker.InvokeUserMessage(msg)
 	}
 }

@@ -570,3 +570,44 @@ func TestMailboxRing(t *testing.T) {
 		})
 	}
 }
+
+// TestMailboxPerTurnYields: a partition mailbox (one user message per turn)
+// ends each turn after one message and schedules itself again behind the
+// turns queued meanwhile, so another mailbox on the same worker runs in
+// between; system messages are not limited.
+func TestMailboxPerTurnYields(t *testing.T) {
+	d := &mailboxHeldDispatcher{throughput: 300}
+	var order []string
+	a := newYieldingMailbox(1)
+	b := newShardMailbox()
+	invA := &mailboxLogInvoker{mb: a, onUser: func(msg any) {
+		order = append(order, fmt.Sprint("a:", msg))
+		if msg == "a1" {
+			b.PostUserMessage("b1") // what a partition does: hand work on
+		}
+	}}
+	invB := &mailboxLogInvoker{mb: b, onUser: func(msg any) { order = append(order, fmt.Sprint("b:", msg)) }}
+	a.RegisterHandlers(invA, d)
+	b.RegisterHandlers(invB, d)
+	a.PostUserMessage("a1")
+	a.PostUserMessage("a2")
+	a.PostSystemMessage(mailboxSysMsg("s1"))
+	a.PostSystemMessage(mailboxSysMsg("s2"))
+	d.runAll()
+	want := []string{"a:a1", "b:b1", "a:a2"}
+	if !slices.Equal(order, want) {
+		t.Fatalf("order %q, want %q", order, want)
+	}
+	mailboxCheckLog(t, "a", invA, "sys:s1", "sys:s2", "user:a1", "user:a2")
+	if a.UserMessageCount() != 0 || len(d.pending) != 0 {
+		t.Fatalf("left %d messages, %d turns", a.UserMessageCount(), len(d.pending))
+	}
+	// Idle again: a new message schedules a new turn.
+	before := d.schedules
+	a.PostUserMessage("a3")
+	if d.schedules != before+1 {
+		t.Fatalf("posting to an idle mailbox scheduled %d turns", d.schedules-before)
+	}
+	d.runAll()
+	mailboxCheckLog(t, "a", invA, "sys:s1", "sys:s2", "user:a1", "user:a2", "user:a3")
+}
