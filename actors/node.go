@@ -57,8 +57,9 @@ type Node struct {
 	klines     KlineStore
 	store      *storage.Store // nil: memory-only
 
-	shards []*shardHandle
-	tree   *tree
+	shards     []*shardHandle
+	partitions []*partitionHandle // router partitions, by worker
+	tree       *tree
 
 	root   *actor.PID
 	router *actor.PID
@@ -121,6 +122,17 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			// (the gate), so sends to walq never block.
 			n.shards[i].walq = make(chan *shardPart, cfg.MailboxSize)
 		}
+	}
+	n.partitions = make([]*partitionHandle, pool.Workers())
+	for w := range n.partitions {
+		ph := &partitionHandle{worker: w, node: n}
+		for sh := range n.shards {
+			if pool.WorkerOf(sh) == w {
+				ph.shards = append(ph.shards, int32(sh))
+			}
+		}
+		ph.cursor = make([]int32, len(ph.shards))
+		n.partitions[w] = ph
 	}
 	n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return n.log.With("lib", "protoactor")
@@ -286,6 +298,10 @@ type IngestCall struct {
 	replies chan partResult // one answer per touched shard; capacity: every shard
 	clock   batchDone       // event clock: the message that moves the watermark
 	cache   *symbolShards
+	// routes[w] hands the request to router partition w; sends[w] holds the
+	// chunk messages partition w sent for it.
+	routes []partitionRoute
+	sends  [][]chunkPart
 }
 
 // symbolShards remembers, by string identity, the shard of (or the verdict
@@ -307,6 +323,11 @@ func (n *Node) newCall(trades []messages.Trade) *IngestCall {
 			cache: new(symbolShards)}
 		c.clock.done = make(chan struct{}, 1)
 		c.clock.call = c
+		c.routes = make([]partitionRoute, len(n.partitions))
+		for w := range c.routes {
+			c.routes[w].call = c
+		}
+		c.sends = make([][]chunkPart, len(n.partitions))
 		for sh := range c.parts {
 			c.parts[sh].call = c
 		}

@@ -36,19 +36,35 @@ type router struct {
 	watermark int64
 	// sent is, per shard, the newest clock time it was sent (as a tick or
 	// behind a part's trades): a shard already there needs no tick.
-	sent []int64
+	sent     []int64
+	involved []bool // scratch: the workers a request involves
 }
 
-// tickAll sends every shard that is behind now a tick to it.
+// tickAll sends every shard that is behind now a tick to it, through the
+// shard's router partition (behind the requests routed before).
 func (r *router) tickAll(now int64) {
 	n := r.n
 	if r.sent == nil {
 		r.sent = make([]int64, len(n.shards))
 	}
-	for sh, h := range n.shards {
-		if r.sent[sh] < now {
-			r.sent[sh] = now
-			h.send(n.system, &shardTick{now: now})
+	var ticks []*partitionTick
+	for sh := range n.shards {
+		if r.sent[sh] >= now {
+			continue
+		}
+		r.sent[sh] = now
+		if ticks == nil {
+			ticks = make([]*partitionTick, len(n.partitions))
+		}
+		w := n.pool.WorkerOf(sh)
+		if ticks[w] == nil {
+			ticks[w] = &partitionTick{now: now}
+		}
+		ticks[w].shards = append(ticks[w].shards, int32(sh))
+	}
+	for w, t := range ticks {
+		if t != nil {
+			n.partitions[w].send(t)
 		}
 	}
 }
@@ -71,7 +87,23 @@ func (r *router) Receive(ctx actor.Context) {
 				// (batchDone), so a batch that fails moves no clock.
 				p.tickAfter = max(r.watermark, m.maxTime)
 			}
-			n.shards[sh].send(n.system, p)
+		}
+		// The partitions of the workers involved hand the parts out. Only
+		// those: the request is answered (and its IngestCall recycled)
+		// once its shards answered, and each of them runs after its
+		// partition finished with the request; an uninvolved partition
+		// could still hold it then.
+		if r.involved == nil {
+			r.involved = make([]bool, len(n.partitions))
+		}
+		for _, sh := range m.touched {
+			r.involved[n.pool.WorkerOf(int(sh))] = true
+		}
+		for w, ph := range n.partitions {
+			if r.involved[w] {
+				r.involved[w] = false
+				ph.send(&m.routes[w])
+			}
 		}
 	case *batchDone:
 		// Event clock: an ingest request was applied everywhere; the

@@ -66,6 +66,9 @@ type shardPart struct {
 	tickBefore int64 // the clock the shard has been sent before these trades
 	tickAfter  int64 // event clock: the watermark after them (0: none)
 	answered   bool  // the request got this part's answer (only the shard touches it)
+	// res accumulates the part's outcome over its chunks (memory-only
+	// nodes; only the shard touches it).
+	res partResult
 
 	// wal is the part's WAL append, queued by the shard before it applies
 	// the trades (durable nodes only). Only the shard's goroutine uses it;
@@ -203,6 +206,14 @@ type shardHandle struct {
 	recovered chan recovery   // the first start's outcome, for Node.Start
 	lastWAL   *storage.Append // the WAL append of the last part an incarnation started
 	inflight  *shardPart      // the part being applied (nil between parts)
+	// A memory-only shard's part arrives in chunks: inflightHi is where
+	// the chunk being applied ends (the part is applied up to there once
+	// it succeeds), inflightLast whether it is the part's last.
+	inflightHi   int32
+	inflightLast bool
+	// deferredCheckpoints are checkpoint requests that arrived between two
+	// chunks of a part, answered once it is finished.
+	deferredCheckpoints []chan<- error
 	// appliedSeq bounds the replay of a restart: records up to it were
 	// started by the failed incarnation. MaxUint64 before the first start.
 	appliedSeq   uint64
@@ -324,14 +335,16 @@ func (s *shard) Receive(ctx actor.Context) {
 		return
 	case *actor.Stopping, *actor.Stopped:
 		return
-	case *shardPart:
+	case *chunkPart:
 		if h.node.store == nil {
-			s.applyLive(m)
+			s.applyChunk(m)
 			break
 		}
-		if err := s.record(m); err != nil {
+		// A durable node's part comes whole, in one chunk.
+		p := m.part
+		if err := s.record(p); err != nil {
 			// Not recorded, so not applied: the producer gets the error.
-			m.answer(partResult{shard: h.id, err: err})
+			p.answer(partResult{shard: h.id, err: err})
 			<-h.gate
 			break
 		}
@@ -339,8 +352,8 @@ func (s *shard) Receive(ctx actor.Context) {
 		// part whose WAL write fails is never applied, so the live state
 		// is always what a replay of the WAL rebuilds. The shard goes on
 		// with other messages meanwhile; inputs wait in order.
-		h.awaiting = append(h.awaiting, awaitEntry{part: m})
-		h.walq <- m
+		h.awaiting = append(h.awaiting, awaitEntry{part: p})
+		h.walq <- p
 	case *walDurable:
 		s.applyDurable(m.part)
 	case *shardTick:
@@ -361,6 +374,12 @@ func (s *shard) Receive(ctx actor.Context) {
 	case *symbolsQuery:
 		m.reply <- s.core.Symbols(nil)
 	case *checkpointNow:
+		if h.node.store == nil && h.inflight != nil {
+			// Between two chunks of a part: after the part, so the
+			// checkpoint never holds half of it.
+			h.deferredCheckpoints = append(h.deferredCheckpoints, m.done)
+			break
+		}
 		m.done <- s.checkpoint()
 	case *PanicShard:
 		h.processed.Add(1)
@@ -437,10 +456,20 @@ func (s *shard) start() {
 	}
 	h.delivered = len(h.log)
 	replayed := len(h.log)
-	if h.inflight != nil {
-		// The input that failed: processed now, answered, and its gate
-		// token (still held) released.
-		s.applyLive(h.inflight)
+	if p := h.inflight; p != nil {
+		// The part being applied: its trades up to the chunk that failed
+		// (the failed message is not delivered again) are applied again;
+		// if that was its last chunk, it is finished and answered, and its
+		// gate token (still held) released. Otherwise its next chunks are
+		// in the mailbox.
+		p.res = partResult{shard: h.id}
+		if p.tickBefore > 0 {
+			s.core.Tick(p.tickBefore)
+		}
+		s.applyIdx(p, 0, h.inflightHi, &p.res)
+		if h.inflightLast {
+			s.finishPart(p)
+		}
 		replayed++
 	}
 	h.node.log.Info("shard rebuilt after restart", "shard", h.id, "inputs_replayed", replayed, "took", time.Since(began))
@@ -465,27 +494,7 @@ func (s *shard) applyTrades(p *shardPart, res *partResult) {
 		s.core.Tick(p.tickBefore)
 	}
 	if p.trades == nil && res != nil {
-		// The hot path: a live part read in place from its request. Its
-		// trades are scattered over the request (1 in 64 with 64
-		// shards), so reading them one by one as Apply goes would stall
-		// on a cache miss per trade. Gathering a run of them first lets
-		// the CPU fetch the whole run at once (the loads are
-		// independent), and Apply then reads them from L1.
-		trades := p.call.trades
-		buf := &s.gather
-		for base := 0; base < len(p.idx); base += len(buf) {
-			run := p.idx[base:min(base+len(buf), len(p.idx))]
-			for k, j := range run {
-				buf[k] = trades[j]
-			}
-			for k, j := range run {
-				if o := s.core.Apply(&buf[k]); o == aggregate.Applied {
-					res.applied++
-				} else {
-					res.count(o, int(j), &buf[k])
-				}
-			}
-		}
+		s.applyIdx(p, 0, int32(len(p.idx)), res)
 	} else {
 		for i, n := 0, p.len(); i < n; i++ {
 			t := p.trade(i)
@@ -501,6 +510,77 @@ func (s *shard) applyTrades(p *shardPart, res *partResult) {
 	if p.tickAfter > 0 {
 		s.core.Tick(p.tickAfter)
 	}
+}
+
+// applyIdx applies the trades p.idx[lo:hi], read in place from the request,
+// counting outcomes into res: the hot path. The trades are scattered over
+// the request (1 in 64 with 64 shards); gathering a run of them first lets
+// the CPU fetch the whole run at once (the loads are independent) instead
+// of stalling on each as Apply reaches it, and Apply then reads them from
+// L1.
+func (s *shard) applyIdx(p *shardPart, lo, hi int32, res *partResult) {
+	trades := p.call.trades
+	buf := &s.gather
+	for base := lo; base < hi; base += int32(len(buf)) {
+		run := p.idx[base:min(base+int32(len(buf)), hi)]
+		for k, j := range run {
+			buf[k] = trades[j]
+		}
+		for k, j := range run {
+			if o := s.core.Apply(&buf[k]); o == aggregate.Applied {
+				res.applied++
+			} else {
+				res.count(o, int(j), &buf[k])
+			}
+		}
+	}
+}
+
+// applyChunk applies one chunk of a part (memory-only nodes); the last one
+// finishes the part.
+func (s *shard) applyChunk(m *chunkPart) {
+	h := s.h
+	p := m.part
+	// Set before applying: if this fails, the restart applies the part up
+	// to here again (see start).
+	h.inflight, h.inflightHi, h.inflightLast = p, m.hi, m.last
+	if m.lo == 0 {
+		p.res = partResult{shard: h.id}
+		if p.tickBefore > 0 {
+			// A no-op live (the shard was sent this tick before).
+			s.core.Tick(p.tickBefore)
+		}
+	}
+	s.applyIdx(p, m.lo, m.hi, &p.res)
+	if m.last {
+		s.finishPart(p)
+	}
+}
+
+// finishPart ticks past a part (event clock), flushes, keeps what a
+// restart needs, answers the request and releases the gate token; then it
+// takes the checkpoints asked for while the part was in progress.
+func (s *shard) finishPart(p *shardPart) {
+	h := s.h
+	if p.tickAfter > 0 {
+		s.core.Tick(p.tickAfter)
+	}
+	if err := s.flush(true); err != nil {
+		// Not marked delivered: the restarted incarnation finishes the
+		// part again and stores its closed bars again.
+		panic(err)
+	}
+	// Before the answer: after it the producer may reuse the trades.
+	s.keep(p)
+	h.inflight = nil
+	h.delivered = len(h.log)
+	p.answer(p.res)
+	<-h.gate
+	for _, done := range h.deferredCheckpoints {
+		done <- s.checkpoint()
+	}
+	clear(h.deferredCheckpoints)
+	h.deferredCheckpoints = h.deferredCheckpoints[:0]
 }
 
 // count records an outcome other than Applied.

@@ -88,6 +88,8 @@ func (n *Node) Actors() []ActorInfo {
 
 func shardName(i int) string { return fmt.Sprintf("shard-%02d", i) }
 
+func partitionName(w int) string { return fmt.Sprintf("router-%d", w) }
+
 // guardian is the root of the supervision tree. It spawns the node's
 // top-level actors and restarts them (within limits) when they fail.
 type guardian struct {
@@ -166,6 +168,24 @@ func (s *shardSupervisor) Receive(ctx actor.Context) {
 			go h.walWaiter() // once per handle: it outlives restarts
 		}
 		h.pid = pid
+	}
+	// The router partitions, one per worker, on that worker (see
+	// partition.go): one message per mailbox turn.
+	for _, ph := range s.n.partitions {
+		ph := ph
+		if ph.stats == nil {
+			ph.stats = s.n.tree.add(partitionName(ph.worker), "shards", "router-partition")
+		}
+		props := actor.PropsFromProducer(func() actor.Actor { return &partition{h: ph} },
+			actor.WithDispatcher(s.n.pool.Dispatcher(ph.worker)),
+			actor.WithMailbox(newPartitionMailbox),
+			actor.WithSupervisor(restartStrategy()))
+		pid, err := ctx.SpawnNamed(props, partitionName(ph.worker))
+		if err != nil {
+			s.signal(fmt.Errorf("spawn %s: %w", partitionName(ph.worker), err))
+			return
+		}
+		ph.pid = pid
 	}
 	s.signal(nil)
 }
