@@ -72,6 +72,15 @@ type Config struct {
 	// BusyTimeout is how long Ingest waits for shard mailbox room. Zero:
 	// 200 ms.
 	BusyTimeout time.Duration
+
+	// chunkTrades is how many trades a router partition walks per turn
+	// (0: partitionChunk). Tests set it small to split parts into many
+	// chunks.
+	chunkTrades int
+	// chunkFault, if set (tests only), is asked before each chunk a shard
+	// applies; true makes the shard apply half of the chunk and panic, as
+	// a bug in the middle of a part would.
+	chunkFault func(shard int, lo int32) bool
 	// CheckpointInterval is how often shards checkpoint their state (in
 	// memory, or as a snapshot in the Store). Zero: 5 s.
 	CheckpointInterval time.Duration
@@ -101,6 +110,9 @@ func DefaultConfig() Config {
 }
 
 func (c *Config) setDefaults() {
+	if c.chunkTrades == 0 {
+		c.chunkTrades = partitionChunk
+	}
 	if len(c.Intervals) == 0 {
 		c.Intervals = messages.DefaultIntervals()
 	}

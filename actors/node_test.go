@@ -376,14 +376,24 @@ func TestNodeShardPanicWhileApplying(t *testing.T) {
 		name           string
 		symbols, batch int
 		wantLogged     bool
+		inject         bool // also inject panics while requests are in flight
 	}{
-		{"checkpoint per part", 16, 400, false},
-		{"input log", 600, 30, true},
+		{"checkpoint per part", 16, 400, false, false},
+		{"input log", 600, 30, true, false},
+		{"parts in many chunks", 16, 1500, false, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			trades := genTrades(t, tc.symbols, 12_000, 2*24*time.Hour, 5)
 			cfg := eventConfig()
+			cfg.chunkTrades = 97 // parts of many chunks when batches are large
+			var chunks atomic.Int64
+			if tc.inject {
+				cfg.chunkFault = func(shard int, lo int32) bool {
+					// Deterministic: every 31st chunk after a part's first.
+					return lo > 0 && chunks.Add(1)%31 == 0
+				}
+			}
 			var deliveries atomic.Int64
 			cfg.Sink = DeltaSinkFunc(func(shard int, d *aggregate.Delta) {
 				// Deterministic faults: every 97th delivery panics.
@@ -392,7 +402,22 @@ func TestNodeShardPanicWhileApplying(t *testing.T) {
 				}
 			})
 			n := testNode(t, cfg)
-			ingestAll(t, n, trades, tc.batch, nil)
+			ctx := context.Background()
+			for i, b := 0, 0; i < len(trades); i, b = i+tc.batch, b+1 {
+				end := min(i+tc.batch, len(trades))
+				c := n.IngestAsync(ctx, trades[i:end])
+				if tc.inject && b%2 == 1 {
+					// While the request is in flight: with parts in many
+					// chunks, the shard is likely between two of them.
+					if err := n.InjectShardPanic(b%cfg.Shards, "drill"); err != nil {
+						t.Fatal(err)
+					}
+				}
+				res, err := c.Wait(ctx)
+				if err != nil || res.Accepted != end-i {
+					t.Fatalf("batch at %d: %+v, %v", i, res, err)
+				}
+			}
 			requireMatchesOffline(t, n, trades)
 			var restarts int64
 			for _, a := range n.Actors() {
@@ -409,6 +434,9 @@ func TestNodeShardPanicWhileApplying(t *testing.T) {
 				logged += h.keptByLog.Load()
 			}
 			t.Logf("restarts %d, parts kept by checkpoint %d, by log %d", restarts, saved, logged)
+			if tc.inject && chunks.Load() < 31 {
+				t.Fatalf("%d chunks after a part's first: no fault injected mid-part", chunks.Load())
+			}
 			if tc.wantLogged && logged == 0 || !tc.wantLogged && saved == 0 {
 				t.Fatalf("parts kept by checkpoint %d, by log %d: the case does not exercise its path", saved, logged)
 			}

@@ -146,7 +146,7 @@ func (a *partition) walk() {
 	lo := h.pos
 	hi := len(c.trades)
 	if n.store == nil {
-		hi = min(lo+partitionChunk, hi)
+		hi = min(lo+n.cfg.chunkTrades, hi)
 		// Read the chunk in order, both cache lines of each trade, so the
 		// shards below find it in this core's cache.
 		var touch int64
@@ -160,7 +160,7 @@ func (a *partition) walk() {
 	if lo == 0 {
 		// Room for every message of this request up front: shards hold
 		// pointers into it until they answered.
-		chunks := (len(c.trades) + partitionChunk - 1) / partitionChunk
+		chunks := (len(c.trades) + n.cfg.chunkTrades - 1) / n.cfg.chunkTrades
 		if want := len(h.shards) * (chunks + 1); cap(*sends) < want {
 			*sends = make([]chunkPart, 0, want)
 		}

@@ -551,6 +551,10 @@ func (s *shard) applyChunk(m *chunkPart) {
 			s.core.Tick(p.tickBefore)
 		}
 	}
+	if f := h.node.cfg.chunkFault; f != nil && f(h.id, m.lo) {
+		s.applyIdx(p, m.lo, m.lo+(m.hi-m.lo)/2, &p.res)
+		panic(fmt.Sprintf("shard %d: injected fault in a chunk at %d", h.id, m.lo))
+	}
 	s.applyIdx(p, m.lo, m.hi, &p.res)
 	if m.last {
 		s.finishPart(p)
