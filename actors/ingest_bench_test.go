@@ -1,25 +1,27 @@
 package actors
 
 import (
-	"log/slog"
 	"testing"
 	"time"
 )
 
-// BenchmarkIngestGrouping measures the producer's side of Ingest alone:
-// validating 50,000 trades and listing each one's index in its shard's part
-// (the router and shards are not involved: the request is never sent).
-func BenchmarkIngestGrouping(b *testing.B) {
+// BenchmarkIngestClassify measures a router partition's per-trade work
+// alone: reading 50,000 trades, validating them and listing those of its
+// worker's shards (no chunk is sent: the shards are not involved). Every
+// partition does this for every trade.
+func BenchmarkIngestClassify(b *testing.B) {
 	trades := genTrades(b, 1000, 50_000, time.Hour, 1)
-	n := &Node{cfg: Config{Shards: 64, Now: time.Now, Logger: slog.New(slog.DiscardHandler)}, shards: make([]*shardHandle, 64)}
-	n.cfg.setDefaults()
+	n := testNode(b, Config{Shards: 64, Cores: 2})
+	a := &partition{h: n.partitions[0]}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		c := n.newCall(trades)
-		c.classify(time.Now().UnixMilli())
-		if len(c.touched) == 0 || len(c.res.Rejected) > 0 {
-			b.Fatalf("%d rejected", len(c.res.Rejected))
+		c.now = time.Now().UnixMilli()
+		a.begin(c)
+		a.classify(c, 0, len(trades))
+		if len(c.touched[0]) == 0 || len(c.rejected[0]) > 0 {
+			b.Fatalf("%d shards, %d rejected", len(c.touched[0]), len(c.rejected[0]))
 		}
 		n.recycle(c)
 	}

@@ -75,6 +75,7 @@ type Node struct {
 	closed    atomic.Bool
 	inflight  sync.WaitGroup // Ingest calls in progress
 	calls     sync.Pool      // recycled *IngestCall
+	gate      chan struct{}  // ingest back-pressure: one token per request in flight
 	halted    chan struct{}  // closed once the actor tree stopped: no shard answers any more
 	stop      context.CancelFunc
 	bg        sync.WaitGroup // background goroutines (checkpoints)
@@ -88,7 +89,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, started: time.Now(), halted: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger, started: time.Now(), halted: make(chan struct{}),
+		gate: make(chan struct{}, cfg.MailboxSize)}
 	n.coreConfig = aggregate.Config{
 		Intervals:       cfg.Intervals,
 		AllowedLateness: cfg.AllowedLateness.Milliseconds(),
@@ -115,7 +117,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.pool = pool
 	n.shards = make([]*shardHandle, cfg.Shards)
 	for i := range n.shards {
-		n.shards[i] = &shardHandle{id: i, node: n, gate: make(chan struct{}, cfg.MailboxSize),
+		n.shards[i] = &shardHandle{id: i, node: n,
 			recovered: make(chan recovery, 1), appliedSeq: math.MaxUint64}
 		if cfg.Store != nil {
 			// At most MailboxSize parts are queued or waiting per shard
@@ -125,13 +127,19 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.partitions = make([]*partitionHandle, pool.Workers())
 	for w := range n.partitions {
-		ph := &partitionHandle{worker: w, node: n}
+		ph := &partitionHandle{worker: w, node: n, cache: new(symbolShards), cursor: make([]int32, len(n.shards))}
+		ph.fill = func(e *symbolShard) {
+			e.shard, e.worker = -1, 0
+			if messages.ValidateSymbol(e.sym) == nil {
+				e.shard = int32(shardOfFast(e.sym, len(n.shards)))
+				e.worker = int32(pool.WorkerOf(int(e.shard)))
+			}
+		}
 		for sh := range n.shards {
 			if pool.WorkerOf(sh) == w {
 				ph.shards = append(ph.shards, int32(sh))
 			}
 		}
-		ph.cursor = make([]int32, len(ph.shards))
 		n.partitions[w] = ph
 	}
 	n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
@@ -286,50 +294,83 @@ func (n *Node) Ingest(ctx context.Context, trades []messages.Trade) (IngestResul
 // and a shard that must be able to rebuild its state keeps what it needs
 // itself (see shard.keep).
 type IngestCall struct {
-	n       *Node
-	trades  []messages.Trade // the caller's, read in place until Wait returns
-	parts   []shardPart      // by shard; only those in touched are sent
-	touched []int32          // shards with trades in this request
-	maxTime int64
-	res     IngestResult
-	err     error
-	sent    bool // the parts went to the router; every touched shard answers
+	n      *Node
+	trades []messages.Trade // the caller's, read in place until Wait returns
+	now    int64            // unix ms at IngestAsync: the future-time check
+	parts  []shardPart      // by shard; each filled and sent by its worker's partition
+	res    IngestResult
+	err    error
+	sent   bool // the request went to the router; every partition answers
 
-	replies chan partResult // one answer per touched shard; capacity: every shard
-	clock   batchDone       // event clock: the message that moves the watermark
-	cache   *symbolShards
-	// routes[w] hands the request to router partition w; sends[w] holds the
-	// chunk messages partition w sent for it.
-	routes []partitionRoute
-	sends  [][]chunkPart
+	// Set by the router: the request's sequence number and the clock
+	// every shard was sent before it.
+	seq        uint64
+	tickBefore int64
+
+	// replies: one summary per partition, one answer per touched shard;
+	// capacity: every shard and partition.
+	replies chan partResult
+	clock   batchDone // event clock: the message that moves the watermark
+	maxTime int64     // the newest valid trade (from the summaries)
+	// Per partition w: routes[w] hands the request to it, touched[w] are
+	// its shards with trades in the request, rejected[w] the invalid
+	// trades it reports, sends[w] the chunk messages it sent.
+	routes   []partitionRoute
+	touched  [][]int32
+	rejected [][]ItemError
+	sends    [][]chunkPart
 }
 
 // symbolShards remembers, by string identity, the shard of (or the verdict
 // on) each symbol string a request carries: a request holds few distinct
-// symbols, each as one string when the decoder interns them, so the
-// producer hashes and checks each symbol once, not once per trade. An entry
-// holds its string, so its address cannot be reused by another string
-// meanwhile.
-type symbolShards [2048]struct {
-	sym   string
-	shard int32 // -1: invalid symbol
+// symbols, each as one string when the decoder interns them, so a partition
+// hashes and checks each symbol once, not once per trade. An entry holds its
+// string, so its address cannot be reused by another string meanwhile. It
+// is two-way set associative: symbol strings are scattered over the heap,
+// and in a direct-mapped table two symbols that collide evict each other on
+// every trade.
+type symbolShards [symbolSets][2]symbolShard
+
+type symbolShard struct {
+	sym    string
+	shard  int32 // -1: invalid symbol
+	worker int32 // the shard's worker (0 for an invalid symbol)
+}
+
+const symbolSets = 1024 // a power of two
+
+// lookup returns the entry for sym, filling it on a miss with fill.
+func (t *symbolShards) lookup(sym string, fill func(e *symbolShard)) *symbolShard {
+	h := uint64(uintptr(unsafe.Pointer(unsafe.StringData(sym)))) * 0x9E3779B97F4A7C15
+	set := &t[h>>(64-10)&(symbolSets-1)]
+	for w := range set {
+		e := &set[w]
+		if unsafe.StringData(e.sym) == unsafe.StringData(sym) && len(e.sym) == len(sym) && e.sym != "" {
+			return e
+		}
+	}
+	set[1] = set[0] // the older entry goes
+	e := &set[0]
+	e.sym = sym
+	fill(e)
+	return e
 }
 
 // newCall returns a recycled (or new) IngestCall for trades.
 func (n *Node) newCall(trades []messages.Trade) *IngestCall {
 	c, _ := n.calls.Get().(*IngestCall)
 	if c == nil {
-		c = &IngestCall{n: n, parts: make([]shardPart, len(n.shards)), replies: make(chan partResult, len(n.shards)),
-			cache: new(symbolShards)}
+		w := len(n.partitions)
+		c = &IngestCall{n: n, parts: make([]shardPart, len(n.shards)), replies: make(chan partResult, len(n.shards)+w),
+			routes: make([]partitionRoute, w), touched: make([][]int32, w), rejected: make([][]ItemError, w),
+			sends: make([][]chunkPart, w)}
 		c.clock.done = make(chan struct{}, 1)
 		c.clock.call = c
-		c.routes = make([]partitionRoute, len(n.partitions))
-		for w := range c.routes {
-			c.routes[w].call = c
-		}
-		c.sends = make([][]chunkPart, len(n.partitions))
 		for sh := range c.parts {
 			c.parts[sh].call = c
+		}
+		for w := range c.routes {
+			c.routes[w].call = c
 		}
 	}
 	c.trades = trades
@@ -337,24 +378,35 @@ func (n *Node) newCall(trades []messages.Trade) *IngestCall {
 	return c
 }
 
-// recycle readies c for another request. Only a call whose every part was
-// answered may be recycled: a shard may still hold an unanswered one.
+// recycle readies c for another request. Only a call every partition and
+// shard answered may be recycled: they hold it until then.
 func (n *Node) recycle(c *IngestCall) {
-	for _, sh := range c.touched {
-		p := &c.parts[sh]
-		*p = shardPart{call: c, idx: p.idx[:0]}
+	for w, touched := range c.touched {
+		for _, sh := range touched {
+			p := &c.parts[sh]
+			*p = shardPart{call: c, idx: p.idx[:0]}
+		}
+		c.touched[w] = touched[:0]
+		clear(c.rejected[w]) // drop the error strings
+		c.rejected[w] = c.rejected[w][:0]
 	}
-	c.touched = c.touched[:0]
-	c.trades, c.maxTime, c.res, c.err, c.sent = nil, 0, IngestResult{}, nil, false
+	c.trades, c.now, c.maxTime, c.res, c.err, c.sent = nil, 0, 0, IngestResult{}, nil, false
+	c.seq, c.tickBefore = 0, 0
 	n.calls.Put(c)
 }
 
 // IngestAsync starts an ingest request and returns once the request is
 // ordered behind every request this goroutine started before: requests
 // started one after another by one goroutine are applied in that order.
-// Wait collects the result. IngestAsync blocks only for back-pressure (full
-// shard mailboxes, up to Config.BusyTimeout). The shards read trades in
-// place: the caller must not modify them until Wait returns.
+// Wait collects the result. IngestAsync blocks only for back-pressure
+// (Config.MailboxSize requests in flight, up to Config.BusyTimeout). The
+// shards read trades in place: the caller must not modify them until Wait
+// returns.
+//
+// The caller's goroutine does no per-trade work: validating and grouping
+// the trades is done by the router partitions on the pinned workers, each
+// for its own shards, so the work is spread evenly over the cores whatever
+// CPU the caller runs on.
 func (n *Node) IngestAsync(ctx context.Context, trades []messages.Trade) *IngestCall {
 	n.inflight.Add(1)
 	c := n.newCall(trades)
@@ -366,54 +418,17 @@ func (n *Node) IngestAsync(ctx context.Context, trades []messages.Trade) *Ingest
 		c.err = fmt.Errorf("actors: %d trades in one request, at most %d", len(trades), math.MaxInt32)
 		return c
 	}
-	c.classify(n.cfg.Now().UnixMilli())
-	if len(c.touched) == 0 {
+	if len(trades) == 0 {
 		return c
 	}
-	if err := n.acquire(ctx, c); err != nil {
+	if err := n.acquire(ctx); err != nil {
 		c.err = err
 		return c
 	}
+	c.now = n.cfg.Now().UnixMilli()
 	c.sent = true
 	n.system.Root.Send(n.router, c)
 	return c
-}
-
-// classify validates every trade and appends the index of each valid one
-// to its shard's part; invalid ones go to the rejected list.
-func (c *IngestCall) classify(now int64) {
-	nsh := len(c.parts)
-	if want := 2*len(c.trades)/nsh + 64; cap(c.parts[0].idx) < want {
-		// Room for twice a fair share per shard up front, so a recycled
-		// call stops growing its lists after a request or two.
-		for sh := range c.parts {
-			c.parts[sh].idx = make([]int32, 0, want)
-		}
-	}
-	for i := range c.trades {
-		t := &c.trades[i]
-		e := &c.cache[uintptr(unsafe.Pointer(unsafe.StringData(t.Symbol)))>>4%uintptr(len(c.cache))]
-		if unsafe.StringData(e.sym) != unsafe.StringData(t.Symbol) || len(e.sym) != len(t.Symbol) || e.sym == "" {
-			e.sym, e.shard = t.Symbol, -1
-			if messages.ValidateSymbol(t.Symbol) == nil {
-				e.shard = int32(shardOfFast(t.Symbol, nsh))
-			}
-		}
-		err := t.ValidateFields(now)
-		if e.shard < 0 && err == nil {
-			err = messages.ValidateSymbol(t.Symbol)
-		}
-		if err != nil {
-			c.res.Rejected = append(c.res.Rejected, ItemError{Index: i, Error: err.Error()})
-			continue
-		}
-		p := &c.parts[e.shard]
-		if len(p.idx) == 0 {
-			c.touched = append(c.touched, e.shard)
-		}
-		p.idx = append(p.idx, int32(i))
-		c.maxTime = max(c.maxTime, t.Time)
-	}
 }
 
 // Wait returns the request's result once every shard applied its part.
@@ -430,18 +445,28 @@ func (c *IngestCall) Wait(ctx context.Context) (IngestResult, error) {
 		if err != nil {
 			return IngestResult{}, err
 		}
-		n.rejected.Add(uint64(len(res.Rejected)))
 		return res, nil
 	}
 	res := c.res
 	var err error
-	for range c.touched {
+	// Every partition sends a summary (the parts it sent, the trades it
+	// rejected); every part sent is answered.
+	summaries, parts, answered := 0, 0, 0
+	for summaries < len(c.routes) || answered < parts {
 		var r partResult
 		select {
 		case r = <-c.replies:
 		case <-n.halted:
 			return IngestResult{}, ErrClosed // c is not recycled: shards may hold it
 		}
+		if r.summary {
+			summaries++
+			parts += r.parts
+			c.maxTime = max(c.maxTime, r.maxTime)
+			res.Rejected = append(res.Rejected, r.rejected...)
+			continue
+		}
+		answered++
 		if r.err != nil {
 			err = errors.Join(err, fmt.Errorf("actors: shard %d: %w", r.shard, r.err))
 			continue
@@ -456,13 +481,13 @@ func (c *IngestCall) Wait(ctx context.Context) (IngestResult, error) {
 			}
 			res.LastSeq = max(res.LastSeq, seq)
 		} else {
-			res.LastSeq = max(res.LastSeq, c.parts[r.shard].seq)
+			res.LastSeq = max(res.LastSeq, c.seq)
 		}
 		res.Accepted += r.applied
 		res.Duplicates += r.duplicates
 		res.Rejected = append(res.Rejected, r.rejected...)
 	}
-	if err == nil && n.cfg.Clock == ClockEvent {
+	if err == nil && parts > 0 && n.cfg.Clock == ClockEvent {
 		// The watermark moves to the request's newest trade and every
 		// shard learns it before the request is answered.
 		c.clock.maxTime = c.maxTime
@@ -473,6 +498,7 @@ func (c *IngestCall) Wait(ctx context.Context) (IngestResult, error) {
 			return IngestResult{}, ErrClosed
 		}
 	}
+	n.release()
 	n.recycle(c)
 	if err != nil {
 		return IngestResult{}, err
@@ -484,39 +510,27 @@ func (c *IngestCall) Wait(ctx context.Context) (IngestResult, error) {
 	return res, nil
 }
 
-// acquire takes one mailbox token for every part of c, waiting at most
-// BusyTimeout; on failure it gives back what it took.
-func (n *Node) acquire(ctx context.Context, c *IngestCall) error {
-	var timer *time.Timer
-	for i, sh := range c.touched {
-		gate := n.shards[sh].gate
-		select {
-		case gate <- struct{}{}:
-			continue
-		default:
-		}
-		if timer == nil {
-			timer = time.NewTimer(n.cfg.BusyTimeout)
-			defer timer.Stop()
-		}
-		select {
-		case gate <- struct{}{}:
-		case <-timer.C:
-			n.release(c.touched[:i])
-			return fmt.Errorf("%w: shard %d has %d batches queued", ErrBusy, sh, cap(gate))
-		case <-ctx.Done():
-			n.release(c.touched[:i])
-			return ctx.Err()
-		}
+// acquire takes an ingest token (one per request in flight), waiting at
+// most BusyTimeout.
+func (n *Node) acquire(ctx context.Context) error {
+	select {
+	case n.gate <- struct{}{}:
+		return nil
+	default:
 	}
-	return nil
+	timer := time.NewTimer(n.cfg.BusyTimeout)
+	defer timer.Stop()
+	select {
+	case n.gate <- struct{}{}:
+		return nil
+	case <-timer.C:
+		return fmt.Errorf("%w: %d requests in flight", ErrBusy, cap(n.gate))
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
-func (n *Node) release(shards []int32) {
-	for _, sh := range shards {
-		<-n.shards[sh].gate
-	}
-}
+func (n *Node) release() { <-n.gate }
 
 // hasInterval reports whether iv is configured.
 func (n *Node) hasInterval(iv messages.Interval) bool { return slices.Contains(n.cfg.Intervals, iv) }
@@ -641,6 +655,9 @@ func (n *Node) Stats() Stats {
 	}
 	return s
 }
+
+// WorkerStats returns the pinned workers' counters (turns run, time busy).
+func (n *Node) WorkerStats() []WorkerStats { return n.pool.Stats() }
 
 // InjectShardPanic makes shard i panic (a fault drill): supervision
 // restarts it from its checkpoint and the inputs applied since.

@@ -2,6 +2,8 @@ package actors
 
 import (
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/klinecast/klinecast/messages"
 )
 
 // Router partitions
@@ -66,13 +68,15 @@ type partitionHandle struct {
 
 	queue []partitionEntry // in routing order; queue[0] is being walked
 	pos   int              // next trade of queue[0].call to walk
-	// cursor[k]: how far into its part's idx shard shards[k] was sent.
-	cursor      []int32
-	stepPending bool // a partitionStep is in the mailbox
+	// cursor[sh]: how far into its part's idx shard sh was sent.
+	cursor []int32
+	// maxTime is the newest valid trade of queue[0].call walked so far.
+	maxTime int64
+	// cache maps symbol strings to shards (see symbolShards).
+	cache       *symbolShards
+	fill        func(e *symbolShard) // fills a cache entry (built once)
+	stepPending bool                 // a partitionStep is in the mailbox
 	step        partitionStep
-	// touch accumulates what the sequential walk reads, so the reads are
-	// not dead code.
-	touch int64
 }
 
 // send queues msg for the partition.
@@ -138,66 +142,106 @@ func (a *partition) walk() {
 		return
 	}
 	c := h.queue[0].call
-	if h.pos == 0 && !a.involved(c) {
-		a.pop()
-		a.walk() // nothing to do here: the next entry
-		return
-	}
+	w := h.worker
 	lo := h.pos
 	hi := len(c.trades)
 	if n.store == nil {
 		hi = min(lo+n.cfg.chunkTrades, hi)
-		// Read the chunk in order, both cache lines of each trade, so the
-		// shards below find it in this core's cache.
-		var touch int64
-		for i := lo; i < hi; i++ {
-			touch += c.trades[i].AggID ^ c.trades[i].EventTime
-		}
-		h.touch += touch
 	}
 	last := hi == len(c.trades)
-	sends := &c.sends[h.worker]
 	if lo == 0 {
-		// Room for every message of this request up front: shards hold
-		// pointers into it until they answered.
-		chunks := (len(c.trades) + n.cfg.chunkTrades - 1) / n.cfg.chunkTrades
-		if want := len(h.shards) * (chunks + 1); cap(*sends) < want {
-			*sends = make([]chunkPart, 0, want)
-		}
-		*sends = (*sends)[:0]
-		clear(h.cursor)
+		a.begin(c)
 	}
-	for k, sh := range h.shards {
+	// Reading the chunk in order brings it into this core's cache, where
+	// the shards below find it.
+	a.classify(c, lo, hi)
+	sends := &c.sends[w]
+	for _, sh := range c.touched[w] {
 		p := &c.parts[sh]
-		if len(p.idx) == 0 {
-			continue
-		}
-		from := h.cursor[k]
-		to := from
-		for int(to) < len(p.idx) && int(p.idx[to]) < hi {
-			to++
-		}
+		from := h.cursor[sh]
+		to := int32(len(p.idx))
 		if to == from && !last {
 			continue
 		}
-		h.cursor[k] = to
+		if last && n.cfg.Clock == ClockEvent {
+			// The shards this request touches tick past it right away;
+			// the others when it is known to be applied (batchDone), so a
+			// request that fails moves no clock. Every partition read
+			// every trade, so they agree on the newest.
+			p.tickAfter = max(c.tickBefore, h.maxTime)
+		}
+		h.cursor[sh] = to
 		*sends = append(*sends, chunkPart{part: p, lo: from, hi: to, last: last})
 		n.shards[sh].send(n.system, &(*sends)[len(*sends)-1])
 	}
 	h.pos = hi
 	if last {
+		// The summary is the partition's last use of c: once the producer
+		// has every summary and answer it recycles c.
+		c.replies <- partResult{summary: true, parts: len(c.touched[w]), maxTime: h.maxTime, rejected: c.rejected[w]}
 		a.pop()
 	}
 }
 
-// involved reports whether the request has trades for this worker's shards.
-func (a *partition) involved(c *IngestCall) bool {
-	for _, sh := range a.h.shards {
-		if len(c.parts[sh].idx) > 0 {
-			return true
-		}
+// begin readies the partition for a request.
+func (a *partition) begin(c *IngestCall) {
+	h := a.h
+	w := h.worker
+	h.maxTime = 0
+	// Room for every chunk message up front (shards hold pointers into
+	// it until they answered) and for twice a fair share of trades per
+	// shard, so a recycled call stops growing after a request or two.
+	chunks := 1
+	if h.node.store == nil {
+		chunks = (len(c.trades) + h.node.cfg.chunkTrades - 1) / h.node.cfg.chunkTrades
 	}
-	return false
+	if want := len(h.shards) * (chunks + 1); cap(c.sends[w]) < want {
+		c.sends[w] = make([]chunkPart, 0, want)
+	}
+	c.sends[w] = c.sends[w][:0]
+	want := 2*len(c.trades)/len(c.parts) + 64
+	for _, sh := range h.shards {
+		if cap(c.parts[sh].idx) < want {
+			c.parts[sh].idx = make([]int32, 0, want)
+		}
+		h.cursor[sh] = 0
+	}
+}
+
+// classify validates trades lo..hi-1 of c, notes the newest valid one, and
+// lists each valid trade of this worker's shards in its shard's part; it
+// reports the invalid ones of this worker (and partition 0 those whose
+// symbol is invalid, which have no shard).
+func (a *partition) classify(c *IngestCall, lo, hi int) {
+	h := a.h
+	w := h.worker
+	maxTime := h.maxTime
+	fill := h.fill
+	for i := lo; i < hi; i++ {
+		t := &c.trades[i]
+		e := h.cache.lookup(t.Symbol, fill)
+		if e.shard >= 0 && t.FieldsValid(c.now) {
+			maxTime = max(maxTime, t.Time)
+			if int(e.worker) == w {
+				p := &c.parts[e.shard]
+				if len(p.idx) == 0 {
+					p.seq, p.tickBefore = c.seq, c.tickBefore
+					c.touched[w] = append(c.touched[w], e.shard)
+				}
+				p.idx = append(p.idx, int32(i))
+			}
+			continue
+		}
+		if int(e.worker) != w {
+			continue
+		}
+		err := t.ValidateFields(c.now)
+		if err == nil {
+			err = messages.ValidateSymbol(t.Symbol)
+		}
+		c.rejected[w] = append(c.rejected[w], ItemError{Index: i, Error: err.Error()})
+	}
+	h.maxTime = maxTime
 }
 
 // pop drops the head of the queue (in place: the queue's array is reused).

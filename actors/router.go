@@ -36,8 +36,7 @@ type router struct {
 	watermark int64
 	// sent is, per shard, the newest clock time it was sent (as a tick or
 	// behind a part's trades): a shard already there needs no tick.
-	sent     []int64
-	involved []bool // scratch: the workers a request involves
+	sent []int64
 }
 
 // tickAll sends every shard that is behind now a tick to it, through the
@@ -76,34 +75,12 @@ func (r *router) Receive(ctx actor.Context) {
 		if r.sent == nil {
 			r.sent = make([]int64, len(n.shards))
 		}
-		seq := n.seq.Add(1)
-		for _, sh := range m.touched {
-			p := &m.parts[sh]
-			p.seq = seq
-			p.tickBefore = r.watermark
-			if n.cfg.Clock == ClockEvent {
-				// The shards this batch touches tick past it right away;
-				// the others when the batch is known to be applied
-				// (batchDone), so a batch that fails moves no clock.
-				p.tickAfter = max(r.watermark, m.maxTime)
-			}
-		}
-		// The partitions of the workers involved hand the parts out. Only
-		// those: the request is answered (and its IngestCall recycled)
-		// once its shards answered, and each of them runs after its
-		// partition finished with the request; an uninvolved partition
-		// could still hold it then.
-		if r.involved == nil {
-			r.involved = make([]bool, len(n.partitions))
-		}
-		for _, sh := range m.touched {
-			r.involved[n.pool.WorkerOf(int(sh))] = true
-		}
+		m.seq = n.seq.Add(1)
+		m.tickBefore = r.watermark
+		// Every partition reads the request and hands out its shards'
+		// parts (the parts' ticks are set there: see partition.walk).
 		for w, ph := range n.partitions {
-			if r.involved[w] {
-				r.involved[w] = false
-				ph.send(&m.routes[w])
-			}
+			ph.send(&m.routes[w])
 		}
 	case *batchDone:
 		// Event clock: an ingest request was applied everywhere; the
@@ -111,8 +88,10 @@ func (r *router) Receive(ctx actor.Context) {
 		// before the request is answered (done). Shards the request
 		// touched are there already (counted only now: a part that
 		// failed was not applied, nor its tick).
-		for _, sh := range m.call.touched {
-			r.sent[sh] = max(r.sent[sh], m.call.parts[sh].tickAfter)
+		for _, touched := range m.call.touched {
+			for _, sh := range touched {
+				r.sent[sh] = max(r.sent[sh], m.call.parts[sh].tickAfter)
+			}
 		}
 		if m.maxTime > r.watermark {
 			r.watermark = m.maxTime

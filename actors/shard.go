@@ -84,6 +84,13 @@ type partResult struct {
 	rejected   []ItemError
 	wal        *storage.Append // the part's WAL append; Ingest waits for it
 	err        error
+
+	// A router partition's summary of a request (summary true): how many
+	// parts it sent, the newest valid trade, and the invalid trades it
+	// found (in rejected).
+	summary bool
+	parts   int
+	maxTime int64
 }
 
 // len returns the number of trades in the part.
@@ -186,7 +193,6 @@ type shardHandle struct {
 	id   int
 	node *Node
 	pid  *actor.PID
-	gate chan struct{} // ingest back-pressure: one token per queued part
 
 	// Memory-only nodes restart from the in-memory checkpoint and the
 	// inputs logged since (see shard.keep).
@@ -345,7 +351,6 @@ func (s *shard) Receive(ctx actor.Context) {
 		if err := s.record(p); err != nil {
 			// Not recorded, so not applied: the producer gets the error.
 			p.answer(partResult{shard: h.id, err: err})
-			<-h.gate
 			break
 		}
 		// Durable first, then applied (like raft's persist-then-apply): a
@@ -579,7 +584,6 @@ func (s *shard) finishPart(p *shardPart) {
 	h.inflight = nil
 	h.delivered = len(h.log)
 	p.answer(p.res)
-	<-h.gate
 	for _, done := range h.deferredCheckpoints {
 		done <- s.checkpoint()
 	}
@@ -617,7 +621,6 @@ func (s *shard) applyLive(p *shardPart) {
 	h.inflight = nil
 	h.delivered = len(h.log)
 	p.answer(res)
-	<-h.gate
 }
 
 // keep makes an applied part recoverable without its request, on a
@@ -682,7 +685,6 @@ func (s *shard) applyDurable(p *shardPart) {
 	h.awaiting = h.awaiting[1:]
 	if _, err := p.wal.Wait(); err != nil {
 		p.answer(partResult{shard: h.id, wal: p.wal, err: err})
-		<-h.gate
 	} else {
 		s.applyLive(p)
 	}
@@ -873,7 +875,6 @@ func (s *shard) startDurable() (recovery, error) {
 		// Its trades were applied above (or, if its append failed, are
 		// not in the WAL and the producer was told so); it is done.
 		h.inflight = nil
-		<-h.gate
 	}
 	h.deliveredSeq = max(h.deliveredSeq, lastSeq)
 	h.walSeq = max(h.walSeq, lastSeq)

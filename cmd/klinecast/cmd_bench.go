@@ -188,7 +188,8 @@ func benchPipeline(ctx context.Context, o benchOptions, log *slog.Logger) (Pipel
 			return res, err
 		}
 		log.Info("round done", "round", round+1, "bare_trades_per_sec", int64(bare), "pipeline_trades_per_sec", int64(run.rate),
-			"allocs_per_trade", run.allocs, "cpus_busy", fmt.Sprintf("%.2f", run.cpu))
+			"allocs_per_trade", run.allocs, "cpus_busy", fmt.Sprintf("%.2f", run.cpu),
+			"workers_busy", fmt.Sprintf("%.2f", run.workersBusy))
 		res.BareLoopTradesPerSec = max(res.BareLoopTradesPerSec, bare)
 		res.PipelineTradesPerSec = max(res.PipelineTradesPerSec, run.rate)
 		res.AllocsPerTrade = max(res.AllocsPerTrade, run.allocs)
@@ -223,7 +224,8 @@ func benchBareLoop(trades []messages.Trade, o benchOptions) (float64, error) {
 
 type pipelineRun struct {
 	rate, allocs float64
-	cpu          float64 // process CPU time / wall time
+	cpu          float64   // process CPU time / wall time
+	workersBusy  []float64 // per pinned worker: time in mailbox turns / wall time
 	cores        int
 	deltas       uint64
 	dropped      int64
@@ -275,7 +277,7 @@ func benchPipelineRun(ctx context.Context, trades []messages.Trade, o benchOptio
 			}
 		}()
 	}
-	cpu0 := processCPU()
+	cpu0, workers0 := processCPU(), node.WorkerStats()
 	start := time.Now()
 	for i, k := 0, 0; i < len(trades); i, k = i+o.batch, k+1 {
 		slot := &inflight[k%len(inflight)]
@@ -303,6 +305,9 @@ func benchPipelineRun(ctx context.Context, trades []messages.Trade, o benchOptio
 	}
 	elapsed := time.Since(start)
 	run.cpu = (processCPU() - cpu0).Seconds() / elapsed.Seconds()
+	for i, w := range node.WorkerStats() {
+		run.workersBusy = append(run.workersBusy, float64(w.BusyNanos-workers0[i].BusyNanos)/float64(elapsed.Nanoseconds()))
+	}
 	runtime.ReadMemStats(&after)
 	run.rate = float64(len(trades)) / elapsed.Seconds()
 	run.allocs = float64(after.Mallocs-before.Mallocs) / float64(len(trades))
