@@ -443,3 +443,34 @@ func TestNodeShardPanicWhileApplying(t *testing.T) {
 		})
 	}
 }
+
+// TestNodeIngestAllocatesNothingInSteadyState: once the symbols exist and
+// the recycled requests, shard buffers and kline store slabs have grown,
+// an ingest request allocates nothing: no per-trade and no per-request
+// allocation on the path producer → router → partitions → shards → sink
+// and kline store (what remains is rare: a kline store slab per ~4,096
+// closed bars, counted in, and amortized below one per request).
+func TestNodeIngestAllocatesNothingInSteadyState(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocation counts are meaningless under -race")
+	}
+	const batch = 2000
+	trades := genTrades(t, 200, 400*batch, 6*time.Hour, 9)
+	n := testNode(t, Config{Clock: ClockEvent, Shards: 8, Intervals: messages.DefaultIntervals(),
+		Sink: DeltaSinkFunc(func(int, *aggregate.Delta) {})})
+	ctx := context.Background()
+	next := 0
+	ingest := func() {
+		res, err := n.Ingest(ctx, trades[next:next+batch])
+		if err != nil || res.Accepted != batch {
+			t.Fatalf("batch at %d: %+v %v", next, res, err)
+		}
+		next += batch
+	}
+	for range 200 { // warm up: symbols, buffers, slabs
+		ingest()
+	}
+	if allocs := testing.AllocsPerRun(150, ingest); allocs != 0 {
+		t.Fatalf("%.0f allocations per %d-trade request in steady state, want 0", allocs, batch)
+	}
+}

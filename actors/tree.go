@@ -113,7 +113,10 @@ func (g *guardian) Receive(ctx actor.Context) {
 		return pid, nil
 	}
 	var err error
-	if n.router, err = spawn("ingest", "router", func(st *actorStats) actor.Actor { return &router{n: n, st: st} }); err != nil {
+	// The router gets two messages per request: its mailbox must not
+	// allocate either (protoactor's default allocates per turn).
+	if n.router, err = spawn("ingest", "router", func(st *actorStats) actor.Actor { return &router{n: n, st: st} },
+		actor.WithMailbox(newShardMailbox)); err != nil {
 		g.ready <- err
 		return
 	}
