@@ -81,6 +81,9 @@ type PipelineResult struct {
 	BareLoopTradesPerSec float64 `json:"bare_loop_trades_per_sec"`
 	PipelineTradesPerSec float64 `json:"pipeline_trades_per_sec"`
 	AllocsPerTrade       float64 `json:"allocs_per_trade"`
+	// SteadyAllocsPerTrade counts only the second half of the requests,
+	// after every symbol, bar series and recycled buffer exists.
+	SteadyAllocsPerTrade float64 `json:"steady_allocs_per_trade"`
 	Cores                int     `json:"cores"`
 	Ratio                float64 `json:"ratio"`
 	Trades               int64   `json:"trades"`
@@ -188,11 +191,12 @@ func benchPipeline(ctx context.Context, o benchOptions, log *slog.Logger) (Pipel
 			return res, err
 		}
 		log.Info("round done", "round", round+1, "bare_trades_per_sec", int64(bare), "pipeline_trades_per_sec", int64(run.rate),
-			"allocs_per_trade", run.allocs, "cpus_busy", fmt.Sprintf("%.2f", run.cpu),
+			"allocs_per_trade", run.allocs, "steady_allocs_per_trade", run.steadyAllocs, "cpus_busy", fmt.Sprintf("%.2f", run.cpu),
 			"workers_busy", fmt.Sprintf("%.2f", run.workersBusy))
 		res.BareLoopTradesPerSec = max(res.BareLoopTradesPerSec, bare)
 		res.PipelineTradesPerSec = max(res.PipelineTradesPerSec, run.rate)
 		res.AllocsPerTrade = max(res.AllocsPerTrade, run.allocs)
+		res.SteadyAllocsPerTrade = max(res.SteadyAllocsPerTrade, run.steadyAllocs)
 		res.Cores, res.Deltas = run.cores, run.deltas
 		res.Dropped = max(res.Dropped, run.dropped)
 		res.BareRuns = append(res.BareRuns, bare)
@@ -224,6 +228,7 @@ func benchBareLoop(trades []messages.Trade, o benchOptions) (float64, error) {
 
 type pipelineRun struct {
 	rate, allocs float64
+	steadyAllocs float64   // allocations per trade over the second half of the requests
 	cpu          float64   // process CPU time / wall time
 	workersBusy  []float64 // per pinned worker: time in mailbox turns / wall time
 	cores        int
@@ -279,7 +284,14 @@ func benchPipelineRun(ctx context.Context, trades []messages.Trade, o benchOptio
 	}
 	cpu0, workers0 := processCPU(), node.WorkerStats()
 	start := time.Now()
+	requests := (len(trades) + o.batch - 1) / o.batch
+	var mid runtime.MemStats
 	for i, k := 0, 0; i < len(trades); i, k = i+o.batch, k+1 {
+		if k == requests/2 {
+			// The second half runs on warm symbols, bars and buffers:
+			// what allocates there is steady-state cost.
+			runtime.ReadMemStats(&mid)
+		}
 		slot := &inflight[k%len(inflight)]
 		if *slot != nil {
 			r, err := (*slot).Wait(ctx)
@@ -290,7 +302,6 @@ func benchPipelineRun(ctx context.Context, trades []messages.Trade, o benchOptio
 		}
 		*slot = node.IngestAsync(ctx, trades[i:min(i+o.batch, len(trades))])
 	}
-	requests := (len(trades) + o.batch - 1) / o.batch
 	for k := range inflight {
 		// The oldest first: request requests-len(inflight)+k.
 		c := inflight[(requests+k)%len(inflight)]
@@ -311,6 +322,9 @@ func benchPipelineRun(ctx context.Context, trades []messages.Trade, o benchOptio
 	runtime.ReadMemStats(&after)
 	run.rate = float64(len(trades)) / elapsed.Seconds()
 	run.allocs = float64(after.Mallocs-before.Mallocs) / float64(len(trades))
+	if second := len(trades) - requests/2*o.batch; second > 0 && requests > 1 {
+		run.steadyAllocs = float64(after.Mallocs-mid.Mallocs) / float64(second)
+	}
 	run.deltas = deltas.Load()
 	run.dropped = int64(len(trades)) - accepted
 	return run, nil
