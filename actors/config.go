@@ -64,13 +64,13 @@ type Config struct {
 	// Symbols, when non-empty, fixes the symbol set; other symbols are
 	// rejected per trade. Empty: symbols are created on first trade.
 	Symbols []string
-	// MailboxSize bounds the trade batches queued per shard. Ingest waits
+	// MailboxSize bounds the ingest requests in flight, hence the parts
+	// queued per shard (a request has at most one per shard). Ingest waits
 	// up to BusyTimeout for room and then fails with ErrBusy: back-pressure
 	// reaches the producer and no accepted trade is ever dropped.
 	// Zero: 64.
 	MailboxSize int
-	// BusyTimeout is how long Ingest waits for shard mailbox room. Zero:
-	// 200 ms.
+	// BusyTimeout is how long Ingest waits for room. Zero: 200 ms.
 	BusyTimeout time.Duration
 
 	// chunkTrades is how many trades a router partition walks per turn

@@ -10,19 +10,23 @@
 //	├── ingest      router: numbers requests, fans parts out to shards,
 //	│               moves the event clock
 //	├── shards      supervisor; its children shard-00 … shard-NN run on
-//	│               PinnedPool workers (shard i on worker i mod N)
+//	│               PinnedPool workers (shard i on worker i mod N), and
+//	│               router-0 … router-W, one router partition per worker
 //	├── clock       wall clock: ticks after each boundary of the smallest
 //	│               interval
 //	└── health      heartbeats every shard each second
 //
 // # Ingest, durability, recovery
 //
-// Node.Ingest validates a request on the caller's goroutine and lists, per
-// shard, the indices of its trades (no trade is copied: shards read them
-// in place, so the caller keeps them unchanged until Ingest returns), then
-// hands it to the router, which orders it behind every earlier request.
-// Requests are recycled (IngestCall), so the path allocates nothing per
-// request in steady state. Each shard queues its part's WAL append (storage) and
+// Node.Ingest hands a request to the router, which orders it behind every
+// earlier request and passes it to every router partition. A partition
+// walks the request a chunk at a time on its worker: it validates the
+// trades and lists, per shard of its worker, the indices of its trades (no
+// trade is copied: shards read them in place, so the caller keeps them
+// unchanged until Ingest returns), and yields so its shards apply the chunk
+// while it is in the core's cache (see partition.go). Requests are
+// recycled (IngestCall), so the path allocates nothing per request in
+// steady state. Each shard queues its part's WAL append (storage) and
 // applies the part only once the append is durable; Ingest answers once
 // every part is applied. A WAL record stores the clock before and after its
 // trades, so a replay of the WAL makes exactly the decisions the live shard
@@ -38,10 +42,11 @@
 // Node's methods are safe for concurrent use. A shard's state is touched
 // only by its actor (one message at a time) and by nothing else; the only
 // state shared across shards is counters (typed atomics) and the kline
-// store (which is safe for concurrent use). Every queue is bounded: a
-// shard's ingest gate (Config.MailboxSize parts; producers wait up to
-// Config.BusyTimeout, then get ErrBusy), its WAL waiter queue (sized to the
-// gate), and its pending closed-bar writes (waited for beyond 64).
+// store (which is safe for concurrent use). Every queue is bounded: the
+// node's ingest gate (Config.MailboxSize requests in flight, so as many
+// parts per shard; producers wait up to Config.BusyTimeout, then get
+// ErrBusy), a shard's WAL waiter queue (sized to the gate), and its pending
+// closed-bar writes (waited for beyond 64).
 //
 // # Imports
 //
