@@ -665,14 +665,19 @@ func (s *Store) syncLoop() {
 		if !dirty && s.syncErr.Load() == nil {
 			continue
 		}
+		// Only this goroutine writes syncErr. Each change is logged
+		// before it is published, so whoever sees appends refused (or
+		// accepted again) also finds the log line.
 		if err := s.syncNow(); err != nil {
-			if s.syncErr.Swap(&err) == nil {
+			if s.syncErr.Load() == nil {
 				s.log.Error("periodic fsync failed: refusing WAL appends until it succeeds", "err", err)
 			}
+			s.syncErr.Store(&err)
 			continue
 		}
-		if s.syncErr.Swap(nil) != nil {
+		if s.syncErr.Load() != nil {
 			s.log.Warn("periodic fsync succeeded again: accepting WAL appends")
+			s.syncErr.Store(nil)
 		}
 	}
 }
