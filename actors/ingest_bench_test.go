@@ -6,9 +6,9 @@ import (
 )
 
 // BenchmarkIngestClassify measures a router partition's per-trade work
-// alone: reading 50,000 trades, validating them and listing those of its
-// worker's shards (no chunk is sent: the shards are not involved). Every
-// partition does this for every trade.
+// alone: reading 50,000 trades, validating them and grouping them by shard
+// (nothing is sent: the shards are not involved). Each trade is classified
+// by one partition, the owner of its chunk.
 func BenchmarkIngestClassify(b *testing.B) {
 	trades := genTrades(b, 1000, 50_000, time.Hour, 1)
 	n := testNode(b, Config{Shards: 64, Cores: 2})
@@ -18,10 +18,12 @@ func BenchmarkIngestClassify(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		c := n.newCall(trades)
 		c.now = time.Now().UnixMilli()
-		a.begin(c)
-		a.classify(c, 0, len(trades))
-		if len(c.touched[0]) == 0 || len(c.rejected[0]) > 0 {
-			b.Fatalf("%d shards, %d rejected", len(c.touched[0]), len(c.rejected[0]))
+		c.sizeChunks()
+		for k := range c.chunks {
+			a.classify(c, k)
+		}
+		if len(c.rejected[0]) > 0 {
+			b.Fatalf("%d rejected", len(c.rejected[0]))
 		}
 		n.recycle(c)
 	}

@@ -127,7 +127,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.partitions = make([]*partitionHandle, pool.Workers())
 	for w := range n.partitions {
-		ph := &partitionHandle{worker: w, node: n, cache: new(symbolShards), cursor: make([]int32, len(n.shards))}
+		ph := &partitionHandle{worker: w, node: n, cache: new(symbolShards)}
 		ph.fill = func(e *symbolShard) {
 			e.shard, e.worker = -1, 0
 			if messages.ValidateSymbol(e.sym) == nil {
@@ -319,6 +319,43 @@ type IngestCall struct {
 	touched  [][]int32
 	rejected [][]ItemError
 	sends    [][]chunkPart
+
+	// The request's chunks (see partition.walk), sized by IngestAsync:
+	// chunk k spans trades [k*chunk, (k+1)*chunk); ready[w][k] is set
+	// (by partition w only) once chunk k is classified.
+	chunk  int
+	chunks []chunkInfo
+	ready  [][]bool
+}
+
+// chunkBounds returns the trades of chunk k.
+func (c *IngestCall) chunkBounds(k int) (lo, hi int) {
+	return k * c.chunk, min((k+1)*c.chunk, len(c.trades))
+}
+
+// sizeChunks splits the request into chunks of n.cfg.chunkTrades trades (a
+// durable node's into one).
+func (c *IngestCall) sizeChunks() {
+	n := c.n
+	c.chunk = len(c.trades)
+	if n.store == nil {
+		c.chunk = n.cfg.chunkTrades
+	}
+	k := (len(c.trades) + c.chunk - 1) / c.chunk
+	for len(c.chunks) < k {
+		ready := make([]partitionReady, len(n.partitions))
+		for w := range ready {
+			ready[w] = partitionReady{call: c, chunk: len(c.chunks)}
+		}
+		c.chunks = append(c.chunks, chunkInfo{ready: ready})
+	}
+	c.chunks = c.chunks[:k]
+	for w := range c.ready {
+		if cap(c.ready[w]) < k {
+			c.ready[w] = make([]bool, k)
+		}
+		c.ready[w] = c.ready[w][:k]
+	}
 }
 
 // symbolShards remembers, by string identity, the shard of (or the verdict
@@ -363,7 +400,7 @@ func (n *Node) newCall(trades []messages.Trade) *IngestCall {
 		w := len(n.partitions)
 		c = &IngestCall{n: n, parts: make([]shardPart, len(n.shards)), replies: make(chan partResult, len(n.shards)+w),
 			routes: make([]partitionRoute, w), touched: make([][]int32, w), rejected: make([][]ItemError, w),
-			sends: make([][]chunkPart, w)}
+			sends: make([][]chunkPart, w), ready: make([][]bool, w)}
 		c.clock.done = make(chan struct{}, 1)
 		c.clock.call = c
 		for sh := range c.parts {
@@ -389,6 +426,7 @@ func (n *Node) recycle(c *IngestCall) {
 		c.touched[w] = touched[:0]
 		clear(c.rejected[w]) // drop the error strings
 		c.rejected[w] = c.rejected[w][:0]
+		clear(c.ready[w])
 	}
 	c.trades, c.now, c.maxTime, c.res, c.err, c.sent = nil, 0, 0, IngestResult{}, nil, false
 	c.seq, c.tickBefore = 0, 0
@@ -426,6 +464,7 @@ func (n *Node) IngestAsync(ctx context.Context, trades []messages.Trade) *Ingest
 		return c
 	}
 	c.now = n.cfg.Now().UnixMilli()
+	c.sizeChunks()
 	c.sent = true
 	n.system.Root.Send(n.router, c)
 	return c

@@ -9,25 +9,30 @@ import (
 // Router partitions
 //
 // The router orders requests; a router partition, one per pinned worker and
-// running on it, hands each request's parts to the shards of its worker. It
-// exists for the memory hierarchy: a shard reads its trades in place, one
-// in 64 of the request scattered over megabytes, and from DRAM each of those
-// reads is a cache miss that costs about as much as aggregating the trade.
-// So the partition walks a request one chunk at a time: it reads the chunk
-// sequentially (cheap: the hardware prefetches it) into its core's cache,
-// sends each of its shards the part of its trades that lie in the chunk,
-// and yields (its mailbox ends the turn after one message), so the worker
-// runs those shards, reading from cache, before the partition takes the
-// next chunk. Every shard gets its part's trades in request order, in one
-// or more chunk messages, the last one flagged; the shard flushes and
-// answers the request on the last one.
+// running on it, validates them and hands each request's parts to the
+// shards of its worker. It exists for the memory hierarchy: a shard reads
+// its trades in place, one in 64 of the request scattered over megabytes,
+// and from DRAM each of those reads is a cache miss that costs about as
+// much as aggregating the trade. So a request is split into chunks of
+// 8,192 trades, owned round robin by the partitions. The owner of a chunk
+// reads it sequentially (cheap: the hardware prefetches it), validates it
+// and groups its trades by shard, and tells the other partitions; every
+// partition hands out the chunks in order to its shards, a message per
+// shard with that shard's trades of the chunk. A partition does one step
+// (classify a chunk or hand one out) per mailbox turn and yields, so its
+// worker runs the shards, reading the chunk from cache, before the
+// partition goes on. Every shard gets its part's trades in request order,
+// in one or more chunk messages, the last one flagged; the shard flushes
+// and answers the request on the last one. The caller's goroutine does no
+// per-trade work, so the load is spread evenly over the workers whatever
+// CPU the caller runs on.
 //
 // Ticks for the shards travel through the partitions too, queued behind
 // the requests routed before them, so a shard sees trades and ticks in the
 // order the router decided.
 
-// partitionChunk is the number of trades a partition walks per turn: the
-// chunk (80 bytes a trade) and its index lists stay well inside a core's L2.
+// partitionChunk is the number of trades in a chunk: the chunk (80 bytes a
+// trade) and its shard lists stay well inside a core's L2.
 const partitionChunk = 8192
 
 // partitionRoute hands a routed request to a partition (one per request and
@@ -57,6 +62,24 @@ type partitionEntry struct {
 	tick *partitionTick
 }
 
+// partitionReady tells a partition that another one classified a chunk
+// of a request (part of the IngestCall).
+type partitionReady struct {
+	call  *IngestCall
+	chunk int
+}
+
+// chunkInfo is one chunk of a request as its owner partition classified
+// it: the chunk's valid trades grouped by shard (order[start[sh]:
+// start[sh+1]] are shard sh's, in request order) and its newest valid
+// trade.
+type chunkInfo struct {
+	order   []int32
+	start   []int32 // len shards+1
+	maxTime int64
+	ready   []partitionReady // one message per partition
+}
+
 // partitionHandle is the part of a partition that outlives its actor
 // incarnations.
 type partitionHandle struct {
@@ -67,15 +90,22 @@ type partitionHandle struct {
 	shards []int32 // the shards on this worker
 
 	queue []partitionEntry // in routing order; queue[0] is being walked
-	pos   int              // next trade of queue[0].call to walk
-	// cursor[sh]: how far into its part's idx shard sh was sent.
-	cursor []int32
-	// maxTime is the newest valid trade of queue[0].call walked so far.
+	// For queue[0]'s request: begun once set up, pos the next chunk to
+	// hand out, next the next chunk this partition owns and must
+	// classify, maxTime the newest valid trade of the chunks handed out.
+	begun   bool
+	pos     int
+	next    int
 	maxTime int64
+
 	// cache maps symbol strings to shards (see symbolShards).
-	cache       *symbolShards
-	fill        func(e *symbolShard) // fills a cache entry (built once)
-	stepPending bool                 // a partitionStep is in the mailbox
+	cache *symbolShards
+	fill  func(e *symbolShard) // fills a cache entry (built once)
+	// Scratch for classify.
+	shardOf []int16
+	fillAt  []int32
+
+	stepPending bool // a partitionStep is in the mailbox
 	step        partitionStep
 }
 
@@ -105,10 +135,16 @@ func (a *partition) Receive(ctx actor.Context) {
 	case *partitionTick:
 		h.queue = append(h.queue, partitionEntry{tick: m})
 		a.kick(ctx)
+	case *partitionReady:
+		// The request may not have reached the head of the queue (or
+		// even arrived): the flag waits in it.
+		m.call.ready[h.worker][m.chunk] = true
+		a.kick(ctx)
 	case *partitionStep:
 		h.stepPending = false
-		a.walk()
-		a.kick(ctx)
+		if a.walk() {
+			a.kick(ctx)
+		}
 	default:
 		return
 	}
@@ -125,10 +161,22 @@ func (a *partition) kick(ctx actor.Context) {
 	}
 }
 
-// walk delivers the ticks at the head of the queue and one chunk of the
-// request after them (a durable node's request in one chunk: its shards
-// write it to the WAL whole).
-func (a *partition) walk() {
+// walk delivers the ticks at the head of the queue, then does one unit of
+// work on the request after them: hand out its next chunk if it is
+// classified, or else classify the next chunk this partition owns. It
+// reports whether it did something (false: waiting for another partition).
+//
+// The chunks of a request are owned round robin (chunk k by partition k
+// mod W): the owner reads and validates a chunk once for every shard, and
+// tells the other partitions; each partition hands out every chunk, in
+// order, to the shards of its worker. A partition classifies at most four
+// rounds ahead of the chunk it hands out next: close enough that the chunk
+// is still in cache when the shards apply it (the owner's shards from its
+// core, the others from the owner's), far enough that neither partition
+// waits for the other when the cores run unevenly (one round ahead left a
+// worker idle a quarter of the time). A durable node's request is one chunk: its shards write
+// it to the WAL whole.
+func (a *partition) walk() bool {
 	h := a.h
 	n := h.node
 	for len(h.queue) > 0 && h.queue[0].tick != nil {
@@ -139,63 +187,48 @@ func (a *partition) walk() {
 		a.pop()
 	}
 	if len(h.queue) == 0 {
-		return
+		return false
 	}
 	c := h.queue[0].call
 	w := h.worker
-	lo := h.pos
-	hi := len(c.trades)
-	if n.store == nil {
-		hi = min(lo+n.cfg.chunkTrades, hi)
-	}
-	last := hi == len(c.trades)
-	if lo == 0 {
+	if !h.begun {
 		a.begin(c)
 	}
-	// Reading the chunk in order brings it into this core's cache, where
-	// the shards below find it.
-	a.classify(c, lo, hi)
-	sends := &c.sends[w]
-	for _, sh := range c.touched[w] {
-		p := &c.parts[sh]
-		from := h.cursor[sh]
-		to := int32(len(p.idx))
-		if to == from && !last {
-			continue
+	if c.ready[w][h.pos] {
+		a.handOut(c, h.pos)
+		h.pos++
+		if h.pos == len(c.chunks) {
+			// The summary is the partition's last use of c: once the
+			// producer has every summary and answer it recycles c.
+			c.replies <- partResult{summary: true, parts: len(c.touched[w]), maxTime: h.maxTime, rejected: c.rejected[w]}
+			a.pop()
 		}
-		if last && n.cfg.Clock == ClockEvent {
-			// The shards this request touches tick past it right away;
-			// the others when it is known to be applied (batchDone), so a
-			// request that fails moves no clock. Every partition read
-			// every trade, so they agree on the newest.
-			p.tickAfter = max(c.tickBefore, h.maxTime)
+		return true
+	}
+	if h.next < len(c.chunks) && h.next <= h.pos+4*len(n.partitions) {
+		k := h.next
+		a.classify(c, k)
+		c.ready[w][k] = true
+		for v, ph := range n.partitions {
+			if v != w {
+				ph.send(&c.chunks[k].ready[v])
+			}
 		}
-		h.cursor[sh] = to
-		*sends = append(*sends, chunkPart{part: p, lo: from, hi: to, last: last})
-		n.shards[sh].send(n.system, &(*sends)[len(*sends)-1])
+		h.next += len(n.partitions)
+		return true
 	}
-	h.pos = hi
-	if last {
-		// The summary is the partition's last use of c: once the producer
-		// has every summary and answer it recycles c.
-		c.replies <- partResult{summary: true, parts: len(c.touched[w]), maxTime: h.maxTime, rejected: c.rejected[w]}
-		a.pop()
-	}
+	return false
 }
 
 // begin readies the partition for a request.
 func (a *partition) begin(c *IngestCall) {
 	h := a.h
 	w := h.worker
-	h.maxTime = 0
+	h.begun, h.pos, h.next, h.maxTime = true, 0, w, 0
 	// Room for every chunk message up front (shards hold pointers into
 	// it until they answered) and for twice a fair share of trades per
 	// shard, so a recycled call stops growing after a request or two.
-	chunks := 1
-	if h.node.store == nil {
-		chunks = (len(c.trades) + h.node.cfg.chunkTrades - 1) / h.node.cfg.chunkTrades
-	}
-	if want := len(h.shards) * (chunks + 1); cap(c.sends[w]) < want {
+	if want := len(h.shards) * (len(c.chunks) + 1); cap(c.sends[w]) < want {
 		c.sends[w] = make([]chunkPart, 0, want)
 	}
 	c.sends[w] = c.sends[w][:0]
@@ -204,44 +237,99 @@ func (a *partition) begin(c *IngestCall) {
 		if cap(c.parts[sh].idx) < want {
 			c.parts[sh].idx = make([]int32, 0, want)
 		}
-		h.cursor[sh] = 0
 	}
 }
 
-// classify validates trades lo..hi-1 of c, notes the newest valid one, and
-// lists each valid trade of this worker's shards in its shard's part; it
-// reports the invalid ones of this worker (and partition 0 those whose
-// symbol is invalid, which have no shard).
-func (a *partition) classify(c *IngestCall, lo, hi int) {
+// classify validates chunk k of c and groups its valid trades by shard
+// (every shard, not only this worker's), noting its newest valid trade;
+// the invalid ones it reports itself.
+func (a *partition) classify(c *IngestCall, k int) {
 	h := a.h
 	w := h.worker
-	maxTime := h.maxTime
+	nsh := len(c.parts)
+	lo, hi := c.chunkBounds(k)
+	ci := &c.chunks[k]
+	if cap(h.shardOf) < hi-lo {
+		h.shardOf = make([]int16, hi-lo)
+	}
+	shardOf := h.shardOf[:hi-lo]
+	if len(ci.start) != nsh+1 {
+		ci.start = make([]int32, nsh+1)
+	}
+	start := ci.start
+	clear(start)
+	maxTime := int64(0)
 	fill := h.fill
 	for i := lo; i < hi; i++ {
 		t := &c.trades[i]
 		e := h.cache.lookup(t.Symbol, fill)
 		if e.shard >= 0 && t.FieldsValid(c.now) {
 			maxTime = max(maxTime, t.Time)
-			if int(e.worker) == w {
-				p := &c.parts[e.shard]
-				if len(p.idx) == 0 {
-					p.seq, p.tickBefore = c.seq, c.tickBefore
-					c.touched[w] = append(c.touched[w], e.shard)
-				}
-				p.idx = append(p.idx, int32(i))
-			}
+			shardOf[i-lo] = int16(e.shard)
+			start[e.shard+1]++
 			continue
 		}
-		if int(e.worker) != w {
-			continue
-		}
+		shardOf[i-lo] = -1
 		err := t.ValidateFields(c.now)
 		if err == nil {
 			err = messages.ValidateSymbol(t.Symbol)
 		}
 		c.rejected[w] = append(c.rejected[w], ItemError{Index: i, Error: err.Error()})
 	}
-	h.maxTime = maxTime
+	for sh := 1; sh <= nsh; sh++ {
+		start[sh] += start[sh-1]
+	}
+	if cap(ci.order) < int(start[nsh]) {
+		ci.order = make([]int32, start[nsh])
+	}
+	ci.order = ci.order[:start[nsh]]
+	if cap(h.fillAt) < nsh {
+		h.fillAt = make([]int32, nsh)
+	}
+	at := h.fillAt[:nsh]
+	copy(at, start[:nsh])
+	for i, sh := range shardOf {
+		if sh >= 0 {
+			ci.order[at[sh]] = int32(lo + i)
+			at[sh]++
+		}
+	}
+	ci.maxTime = maxTime
+}
+
+// handOut gives each shard of this worker its trades of chunk k (the last
+// chunk: a final message to every shard with trades in the request, with
+// the event clock's tick).
+func (a *partition) handOut(c *IngestCall, k int) {
+	h := a.h
+	n := h.node
+	w := h.worker
+	ci := &c.chunks[k]
+	h.maxTime = max(h.maxTime, ci.maxTime)
+	last := k == len(c.chunks)-1
+	sends := &c.sends[w]
+	for _, sh := range h.shards {
+		seg := ci.order[ci.start[sh]:ci.start[sh+1]]
+		p := &c.parts[sh]
+		if len(seg) == 0 && (!last || len(p.idx) == 0) {
+			continue
+		}
+		if len(p.idx) == 0 {
+			p.seq, p.tickBefore = c.seq, c.tickBefore
+			c.touched[w] = append(c.touched[w], sh)
+		}
+		from := int32(len(p.idx))
+		p.idx = append(p.idx, seg...)
+		if last && n.cfg.Clock == ClockEvent {
+			// The shards this request touches tick past it right away;
+			// the others when it is known to be applied (batchDone), so a
+			// request that fails moves no clock. Every partition saw every
+			// chunk's newest trade, so they agree.
+			p.tickAfter = max(c.tickBefore, h.maxTime)
+		}
+		*sends = append(*sends, chunkPart{part: p, lo: from, hi: int32(len(p.idx)), last: last})
+		n.shards[sh].send(n.system, &(*sends)[len(*sends)-1])
+	}
 }
 
 // pop drops the head of the queue (in place: the queue's array is reused).
@@ -250,5 +338,5 @@ func (a *partition) pop() {
 	n := copy(h.queue, h.queue[1:])
 	h.queue[n] = partitionEntry{}
 	h.queue = h.queue[:n]
-	h.pos = 0
+	h.begun, h.pos, h.next = false, 0, 0
 }
