@@ -73,7 +73,7 @@ type Config struct {
 	// BusyTimeout is how long Ingest waits for room. Zero: 200 ms.
 	BusyTimeout time.Duration
 
-	// chunkTrades is how many trades a router partition walks per turn
+	// chunkTrades is how many trades a request chunk holds
 	// (0: partitionChunk). Tests set it small to split parts into many
 	// chunks.
 	chunkTrades int

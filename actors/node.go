@@ -323,9 +323,10 @@ type IngestCall struct {
 	// The request's chunks (see partition.walk), sized by IngestAsync:
 	// chunk k spans trades [k*chunk, (k+1)*chunk); ready[w][k] is set
 	// (by partition w only) once chunk k is classified.
-	chunk  int
-	chunks []chunkInfo
-	ready  [][]bool
+	chunk      int
+	chunks     []chunkInfo
+	ready      [][]bool
+	classified atomic.Int32 // chunks claimed for classifying (by any partition)
 }
 
 // chunkBounds returns the trades of chunk k.
@@ -350,6 +351,7 @@ func (c *IngestCall) sizeChunks() {
 		c.chunks = append(c.chunks, chunkInfo{ready: ready})
 	}
 	c.chunks = c.chunks[:k]
+	c.classified.Store(0)
 	for w := range c.ready {
 		if cap(c.ready[w]) < k {
 			c.ready[w] = make([]bool, k)

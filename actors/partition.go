@@ -14,9 +14,10 @@ import (
 // its trades in place, one in 64 of the request scattered over megabytes,
 // and from DRAM each of those reads is a cache miss that costs about as
 // much as aggregating the trade. So a request is split into chunks of
-// 8,192 trades, owned round robin by the partitions. The owner of a chunk
-// reads it sequentially (cheap: the hardware prefetches it), validates it
-// and groups its trades by shard, and tells the other partitions; every
+// 8,192 trades, each classified by whichever partition claims it first.
+// That partition reads the chunk sequentially (cheap: the hardware
+// prefetches it), validates it and groups its trades by shard, and tells
+// the other partitions; every
 // partition hands out the chunks in order to its shards, a message per
 // shard with that shard's trades of the chunk. A partition does one step
 // (classify a chunk or hand one out) per mailbox turn and yields, so its
@@ -91,11 +92,9 @@ type partitionHandle struct {
 
 	queue []partitionEntry // in routing order; queue[0] is being walked
 	// For queue[0]'s request: begun once set up, pos the next chunk to
-	// hand out, next the next chunk this partition owns and must
-	// classify, maxTime the newest valid trade of the chunks handed out.
+	// hand out, maxTime the newest valid trade of the chunks handed out.
 	begun   bool
 	pos     int
-	next    int
 	maxTime int64
 
 	// cache maps symbol strings to shards (see symbolShards).
@@ -166,15 +165,18 @@ func (a *partition) kick(ctx actor.Context) {
 // classified, or else classify the next chunk this partition owns. It
 // reports whether it did something (false: waiting for another partition).
 //
-// The chunks of a request are owned round robin (chunk k by partition k
-// mod W): the owner reads and validates a chunk once for every shard, and
-// tells the other partitions; each partition hands out every chunk, in
-// order, to the shards of its worker. A partition classifies at most four
-// rounds ahead of the chunk it hands out next: close enough that the chunk
-// is still in cache when the shards apply it (the owner's shards from its
-// core, the others from the owner's), far enough that neither partition
-// waits for the other when the cores run unevenly (one round ahead left a
-// worker idle a quarter of the time). A durable node's request is one chunk: its shards write
+// The chunks of a request are classified in order by whichever partition
+// claims the next one first (an atomic counter in the request): it reads
+// and validates the chunk once for every shard and tells the other
+// partitions; each partition hands out every chunk, in order, to the
+// shards of its worker. Claiming rather than fixed ownership balances the
+// workers: one whose CPU also runs other threads (the caller, the router,
+// the GC) classifies fewer chunks, and the other is not left waiting for
+// it (with fixed round-robin owners a worker idled up to a quarter of the
+// time). A partition claims at most four rounds ahead of the chunk it
+// hands out next: close enough that the chunk is still in cache when the
+// shards apply it (the claimer's shards from its core, the others from
+// the claimer's). A durable node's request is one chunk: its shards write
 // it to the WAL whole.
 func (a *partition) walk() bool {
 	h := a.h
@@ -205,8 +207,11 @@ func (a *partition) walk() bool {
 		}
 		return true
 	}
-	if h.next < len(c.chunks) && h.next <= h.pos+4*len(n.partitions) {
-		k := h.next
+	// Claim the next chunk nobody classified yet (whoever has time does
+	// it, so a worker slowed down by other threads on its CPU does less of
+	// this), unless it is too far ahead of what this partition hands out.
+	if k := int(c.classified.Load()); k < len(c.chunks) && k <= h.pos+4*len(n.partitions) &&
+		c.classified.CompareAndSwap(int32(k), int32(k+1)) {
 		a.classify(c, k)
 		c.ready[w][k] = true
 		for v, ph := range n.partitions {
@@ -214,7 +219,6 @@ func (a *partition) walk() bool {
 				ph.send(&c.chunks[k].ready[v])
 			}
 		}
-		h.next += len(n.partitions)
 		return true
 	}
 	return false
@@ -224,7 +228,7 @@ func (a *partition) walk() bool {
 func (a *partition) begin(c *IngestCall) {
 	h := a.h
 	w := h.worker
-	h.begun, h.pos, h.next, h.maxTime = true, 0, w, 0
+	h.begun, h.pos, h.maxTime = true, 0, 0
 	// Room for every chunk message up front (shards hold pointers into
 	// it until they answered) and for twice a fair share of trades per
 	// shard, so a recycled call stops growing after a request or two.
@@ -338,5 +342,5 @@ func (a *partition) pop() {
 	n := copy(h.queue, h.queue[1:])
 	h.queue[n] = partitionEntry{}
 	h.queue = h.queue[:n]
-	h.begun, h.pos, h.next = false, 0, 0
+	h.begun, h.pos = false, 0
 }
