@@ -91,26 +91,11 @@ func TestCheckpointRollbackMatches(t *testing.T) {
 		}
 		colA.drain(rt, a, true)
 		colB.drain(rt, b, true)
-		if len(colA.bars) != len(colB.bars) {
-			rt.Fatalf("%d bars vs %d after rollbacks", len(colA.bars), len(colB.bars))
-		}
-		for k, ka := range colA.bars {
-			kb := colB.bars[k]
-			if !floatClose(ka.QuoteVolume, kb.QuoteVolume) || !floatClose(ka.TakerBuyQuoteVolume, kb.TakerBuyQuoteVolume) {
-				rt.Fatalf("bar %+v quote volumes differ:\n%+v\n%+v", k, ka, kb)
-			}
-			ka.QuoteVolume, ka.TakerBuyQuoteVolume = kb.QuoteVolume, kb.TakerBuyQuoteVolume
-			if ka != kb {
-				rt.Fatalf("bar %+v differs:\n%+v\n%+v", k, ka, kb)
-			}
-		}
-		if a.Stats() != b.Stats() && cp.Valid() {
-			// Counters are state too: a rollback and replay counts each
-			// input once.
-			sa, sb := a.Stats(), b.Stats()
-			if sa.Applied != sb.Applied || sa.Duplicates != sb.Duplicates {
-				rt.Fatalf("stats differ: %+v vs %+v", sa, sb)
-			}
+		requireSameBars(rt, colA, colB, "after rollbacks")
+		// Counters are state too: a rollback and replay counts each input
+		// once.
+		if sa, sb := a.Stats(), b.Stats(); sa.Applied != sb.Applied || sa.Duplicates != sb.Duplicates {
+			rt.Fatalf("stats differ: %+v vs %+v", sa, sb)
 		}
 	})
 }

@@ -246,22 +246,27 @@ func TestCoreSnapshotRestoreMatches(t *testing.T) {
 		}
 		colA.drain(rt, a, true)
 		colB.drain(rt, b, true)
-		if len(colA.bars) != len(colB.bars) {
-			rt.Fatalf("%d bars vs %d after restores", len(colA.bars), len(colB.bars))
-		}
-		for k, ka := range colA.bars {
-			kb := colB.bars[k]
-			// Quote volumes are float sums; a restore may group them
-			// differently (SPEC §1 allows 1e-9 relative). All else is exact.
-			if !floatClose(ka.QuoteVolume, kb.QuoteVolume) || !floatClose(ka.TakerBuyQuoteVolume, kb.TakerBuyQuoteVolume) {
-				rt.Fatalf("bar %+v quote volumes differ:\n%+v\n%+v", k, ka, kb)
-			}
-			ka.QuoteVolume, ka.TakerBuyQuoteVolume = kb.QuoteVolume, kb.TakerBuyQuoteVolume
-			if ka != kb {
-				rt.Fatalf("bar %+v differs:\n%+v\n%+v", k, ka, kb)
-			}
-		}
+		requireSameBars(rt, colA, colB, "after restores")
 	})
+}
+
+// requireSameBars checks that two collectors hold the same bars, exactly
+// except the quote volumes: float sums that a restore may group
+// differently (SPEC §1 allows 1e-9 relative).
+func requireSameBars(t fataler, colA, colB *collector, what string) {
+	if len(colA.bars) != len(colB.bars) {
+		t.Fatalf("%d bars vs %d %s", len(colA.bars), len(colB.bars), what)
+	}
+	for k, ka := range colA.bars {
+		kb := colB.bars[k]
+		if !floatClose(ka.QuoteVolume, kb.QuoteVolume) || !floatClose(ka.TakerBuyQuoteVolume, kb.TakerBuyQuoteVolume) {
+			t.Fatalf("bar %+v quote volumes differ %s:\n%+v\n%+v", k, what, ka, kb)
+		}
+		ka.QuoteVolume, ka.TakerBuyQuoteVolume = kb.QuoteVolume, kb.TakerBuyQuoteVolume
+		if ka != kb {
+			t.Fatalf("bar %+v differs %s:\n%+v\n%+v", k, what, ka, kb)
+		}
+	}
 }
 
 func floatClose(a, b float64) bool {
