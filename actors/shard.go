@@ -600,26 +600,19 @@ func (r *partResult) count(o aggregate.Outcome, pos int, t *messages.Trade) {
 	r.rejected = append(r.rejected, ItemError{Index: pos, Error: rejectReason(o, t)})
 }
 
-// applyLive applies a part now (a durable node: its WAL record is
-// durable), keeps what a restart needs (memory-only), and answers it.
+// applyLive applies a durable node's part once its WAL record is durable,
+// and answers it. (A memory-only node's parts go through applyChunk.)
 func (s *shard) applyLive(p *shardPart) {
 	h := s.h
 	h.inflight = p
-	if p.wal != nil {
-		h.lastWAL = p.wal
-	}
+	h.lastWAL = p.wal
 	res, err := s.applyPart(p, true)
 	if err != nil {
-		// Not marked delivered: the restarted incarnation replays this
-		// input and stores its closed bars again.
+		// The restarted incarnation replays this input from the WAL and
+		// stores its closed bars again.
 		panic(err)
 	}
-	if h.node.store == nil {
-		// Before the answer: after it the producer may reuse the trades.
-		s.keep(p)
-	}
 	h.inflight = nil
-	h.delivered = len(h.log)
 	p.answer(res)
 }
 
@@ -889,8 +882,8 @@ func (s *shard) startDurable() (recovery, error) {
 
 // maxLogTrades bounds a memory-only shard's input log: past it the shard
 // checkpoints, so the log never holds more than this many trades (64
-// shards × 65,536 × 64 bytes: at most 256 MiB per node; a checkpoint of a
-// shard's state costs far less than that many trades).
+// shards × 65,536 × 80 bytes: at most 320 MiB per node, reached only when
+// a shard's state is larger than that many trades; see keep).
 const maxLogTrades = 1 << 16
 
 // maxLogEntries bounds the input log's entries (ticks and parts).
