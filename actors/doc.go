@@ -19,13 +19,14 @@
 // # Ingest, durability, recovery
 //
 // Node.Ingest hands a request to the router, which orders it behind every
-// earlier request and passes it to every router partition. A partition
-// walks the request a chunk at a time on its worker: it validates the
-// trades and lists, per shard of its worker, the indices of its trades (no
-// trade is copied: shards read them in place, so the caller keeps them
-// unchanged until Ingest returns), and yields so its shards apply the chunk
-// while it is in the core's cache (see partition.go). Requests are
-// recycled (IngestCall), so the path allocates nothing per request in
+// earlier request and passes it to every router partition (one per pinned
+// worker, running on it). The partitions split the request into chunks:
+// whichever is free claims the next chunk, validates it and groups its
+// trades by shard, and tells the others; each hands every chunk, in order,
+// to the shards of its worker, which apply it while it is in cache (see
+// partition.go). No trade is copied: shards read them in place, so the
+// caller keeps them unchanged until Ingest returns. Requests are recycled
+// (IngestCall), so the path allocates nothing per request in
 // steady state. Each shard queues its part's WAL append (storage) and
 // applies the part only once the append is durable; Ingest answers once
 // every part is applied. A WAL record stores the clock before and after its

@@ -162,8 +162,9 @@ func (a *partition) kick(ctx actor.Context) {
 
 // walk delivers the ticks at the head of the queue, then does one unit of
 // work on the request after them: hand out its next chunk if it is
-// classified, or else classify the next chunk this partition owns. It
-// reports whether it did something (false: waiting for another partition).
+// classified, or else claim and classify the next chunk nobody has. It
+// reports whether it did something (false: waiting for another partition,
+// whose ready message will wake it).
 //
 // The chunks of a request are classified in order by whichever partition
 // claims the next one first (an atomic counter in the request): it reads
