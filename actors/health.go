@@ -45,27 +45,43 @@ func (n *Node) Health() HealthReport {
 		return rep
 	}
 	for _, h := range n.shards {
-		c := ComponentHealth{Name: shardName(h.id), State: Healthy}
-		// A heartbeat sent at pingSent and not yet answered: the shard is
-		// as late as the heartbeat's age. An idle shard answers at once.
-		if sent := h.pingSent.Load(); sent != 0 {
-			if late := time.Duration(now-sent) * time.Millisecond; late > HealthTimeout {
-				c.State = Degraded
-				if late > 2*HealthTimeout {
-					c.State = Failed
-				}
-				c.Detail = "heartbeat unanswered for " + late.Round(time.Millisecond).String()
-			}
-		}
-		if c.State == Failed || c.State == Degraded && rep.State == Healthy {
-			rep.State = c.State
-		}
-		rep.Components = append(rep.Components, c)
+		rep.add(heartbeat(shardName(h.id), h.pingSent.Load(), now))
+	}
+	// A router partition runs on the same worker as its shards; a stuck
+	// partition stops ingest for all of them.
+	for _, ph := range n.partitions {
+		rep.add(heartbeat(partitionName(ph.worker), ph.pingSent.Load(), now))
 	}
 	return rep
 }
 
-// shardPing is a health heartbeat; the shard answers by clearing pingSent.
+// heartbeat judges an actor by its outstanding heartbeat (sent at sent,
+// unix ms; 0: none): the actor is as late as the heartbeat's age. An idle
+// actor answers at once.
+func heartbeat(name string, sent, now int64) ComponentHealth {
+	c := ComponentHealth{Name: name, State: Healthy}
+	if sent != 0 {
+		if late := time.Duration(now-sent) * time.Millisecond; late > HealthTimeout {
+			c.State = Degraded
+			if late > 2*HealthTimeout {
+				c.State = Failed
+			}
+			c.Detail = "heartbeat unanswered for " + late.Round(time.Millisecond).String()
+		}
+	}
+	return c
+}
+
+// add records a component; the report's state is the worst one.
+func (r *HealthReport) add(c ComponentHealth) {
+	if c.State == Failed || c.State == Degraded && r.State == Healthy {
+		r.State = c.State
+	}
+	r.Components = append(r.Components, c)
+}
+
+// shardPing is a health heartbeat; a shard or router partition answers by
+// clearing its pingSent.
 type shardPing struct{}
 
 // healthFire wakes the health monitor.
@@ -93,10 +109,15 @@ func (m *healthMonitor) Receive(ctx actor.Context) {
 		m.st.processed.Add(1)
 		now := m.n.cfg.Now().UnixMilli()
 		for _, h := range m.n.shards {
-			// One heartbeat in flight per shard: a stuck shard does not
-			// pile them up.
+			// One heartbeat in flight per actor: a stuck one does not pile
+			// them up.
 			if h.pingSent.CompareAndSwap(0, now) {
 				h.send(m.n.system, &shardPing{})
+			}
+		}
+		for _, ph := range m.n.partitions {
+			if ph.pingSent.CompareAndSwap(0, now) {
+				ph.send(&shardPing{})
 			}
 		}
 		for _, c := range m.n.Health().Components {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -329,9 +330,11 @@ func TestNodeHealthReportsAStuckShard(t *testing.T) {
 	tr := messages.Trade{Symbol: "BTCUSDT", AggID: 1, Price: 100, Quantity: 1, FirstID: -1, LastID: -1, Time: clock.Load()}
 	call := n.IngestAsync(context.Background(), []messages.Trade{tr})
 	stuck := n.shards[ShardOf("BTCUSDT", 4)]
+	// The router partition on the blocked worker cannot answer either.
+	stuckRouter := n.partitions[n.pool.WorkerOf(stuck.id)]
 	checkFor(t, 10*time.Second, func() error {
-		if !blocked.Load() || stuck.pingSent.Load() == 0 {
-			return errors.New("shard not blocked with a heartbeat outstanding yet")
+		if !blocked.Load() || stuck.pingSent.Load() == 0 || stuckRouter.pingSent.Load() == 0 {
+			return errors.New("shard not blocked with heartbeats outstanding yet")
 		}
 		return nil
 	})
@@ -348,6 +351,11 @@ func TestNodeHealthReportsAStuckShard(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no health entry for %s: %+v", shardName(stuck.id), rep)
+	}
+	if !slices.ContainsFunc(rep.Components, func(c ComponentHealth) bool {
+		return c.Name == partitionName(stuckRouter.worker) && c.State == Failed
+	}) {
+		t.Errorf("%s on the blocked worker not reported failed: %+v", partitionName(stuckRouter.worker), rep.Components)
 	}
 	if rep.State != Failed {
 		t.Fatalf("node state %s with a stuck shard", rep.State)

@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"sync/atomic"
+
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/klinecast/klinecast/messages"
@@ -106,6 +108,8 @@ type partitionHandle struct {
 
 	stepPending bool // a partitionStep is in the mailbox
 	step        partitionStep
+
+	pingSent atomic.Int64 // unix ms of the unanswered heartbeat, 0: none
 }
 
 // send queues msg for the partition.
@@ -139,6 +143,8 @@ func (a *partition) Receive(ctx actor.Context) {
 		// even arrived): the flag waits in it.
 		m.call.ready[h.worker][m.chunk] = true
 		a.kick(ctx)
+	case *shardPing:
+		h.pingSent.Store(0)
 	case *partitionStep:
 		h.stepPending = false
 		if a.walk() {
