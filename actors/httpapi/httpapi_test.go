@@ -191,8 +191,21 @@ func TestHTTPStateEndpoints(t *testing.T) {
 	checkFor(t, 10*time.Second, func() error {
 		code, body = a.get(t, "/healthz")
 		var health actors.HealthReport
-		if code != 200 || json.Unmarshal(body, &health) != nil || health.State != actors.Healthy || len(health.Components) != 4 {
+		if code != 200 || json.Unmarshal(body, &health) != nil || health.State != actors.Healthy {
 			return fmt.Errorf("healthz: %d %s", code, body)
+		}
+		// The 4 shards and a router partition per pinned worker.
+		shards, routers := 0, 0
+		for _, c := range health.Components {
+			switch {
+			case strings.HasPrefix(c.Name, "shard-"):
+				shards++
+			case strings.HasPrefix(c.Name, "router-"):
+				routers++
+			}
+		}
+		if shards != 4 || routers < 1 || shards+routers != len(health.Components) {
+			return fmt.Errorf("healthz components: %d shards, %d router partitions: %s", shards, routers, body)
 		}
 		return nil
 	})
