@@ -2,6 +2,7 @@ package actors
 
 import (
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -350,4 +351,39 @@ func (a *partition) pop() {
 	h.queue[n] = partitionEntry{}
 	h.queue = h.queue[:n]
 	h.begun, h.pos = false, 0
+}
+
+// symbolShards remembers, by string identity, the shard of (or the verdict
+// on) each symbol string a request carries: a request holds few distinct
+// symbols, each as one string when the decoder interns them, so a partition
+// hashes and checks each symbol once, not once per trade. An entry holds its
+// string, so its address cannot be reused by another string meanwhile. It
+// is two-way set associative: symbol strings are scattered over the heap,
+// and in a direct-mapped table two symbols that collide evict each other on
+// every trade.
+type symbolShards [symbolSets][2]symbolShard
+
+type symbolShard struct {
+	sym    string
+	shard  int32 // -1: invalid symbol
+	worker int32 // the shard's worker (0 for an invalid symbol)
+}
+
+const symbolSets = 1024 // a power of two
+
+// lookup returns the entry for sym, filling it on a miss with fill.
+func (t *symbolShards) lookup(sym string, fill func(e *symbolShard)) *symbolShard {
+	h := uint64(uintptr(unsafe.Pointer(unsafe.StringData(sym)))) * 0x9E3779B97F4A7C15
+	set := &t[h>>(64-10)&(symbolSets-1)]
+	for w := range set {
+		e := &set[w]
+		if unsafe.StringData(e.sym) == unsafe.StringData(sym) && len(e.sym) == len(sym) && e.sym != "" {
+			return e
+		}
+	}
+	set[1] = set[0] // the older entry goes
+	e := &set[0]
+	e.sym = sym
+	fill(e)
+	return e
 }

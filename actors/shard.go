@@ -467,10 +467,7 @@ func (s *shard) start() {
 		// if that was its last chunk, it is finished and answered, and its
 		// gate token (still held) released. Otherwise its next chunks are
 		// in the mailbox.
-		p.res = partResult{shard: h.id}
-		if p.tickBefore > 0 {
-			s.core.Tick(p.tickBefore)
-		}
+		s.beginPart(p)
 		s.applyIdx(p, 0, h.inflightHi, &p.res)
 		if h.inflightLast {
 			s.finishPart(p)
@@ -550,11 +547,7 @@ func (s *shard) applyChunk(m *chunkPart) {
 	// to here again (see start).
 	h.inflight, h.inflightHi, h.inflightLast = p, m.hi, m.last
 	if m.lo == 0 {
-		p.res = partResult{shard: h.id}
-		if p.tickBefore > 0 {
-			// A no-op live (the shard was sent this tick before).
-			s.core.Tick(p.tickBefore)
-		}
+		s.beginPart(p)
 	}
 	if f := h.node.cfg.chunkFault; f != nil && f(h.id, m.lo) {
 		s.applyIdx(p, m.lo, m.lo+(m.hi-m.lo)/2, &p.res)
@@ -563,6 +556,15 @@ func (s *shard) applyChunk(m *chunkPart) {
 	s.applyIdx(p, m.lo, m.hi, &p.res)
 	if m.last {
 		s.finishPart(p)
+	}
+}
+
+// beginPart starts a part's outcome and ticks to where it was routed (a
+// no-op live: the shard was sent this tick before; a restart needs it).
+func (s *shard) beginPart(p *shardPart) {
+	p.res = partResult{shard: s.h.id}
+	if p.tickBefore > 0 {
+		s.core.Tick(p.tickBefore)
 	}
 }
 
