@@ -56,18 +56,23 @@ func (k storeKlines) Klines(symbol string, iv messages.Interval, start, end int6
 // latest bars, and corrections find their block by binary search, not by
 // walking a long series from its start.)
 //
-// A slab is allocated at twice the size of the previous one, from a small
-// first one up to 4096 bars (about 600 KiB), 1024 directory entries or 256
-// headers, so an idle partition costs little and a busy one allocates
-// rarely; the end of a slab too short for the next block (less than 64
-// bars of 4096) is left unused. A directory larger than a directory slab
-// (a series of more than 65,536 bars) is allocated alone, once per
-// doubling.
+// Every slab has the same size: 4096 bars (about 640 KiB), 1024 directory
+// entries or 256 headers. (They used to start small and double, so that
+// an idle partition cost little; but then a node allocated a dozen slabs
+// per partition while its bar series filled up, hundreds in all, long
+// after its symbols were created. A partition's first slabs now take what
+// a thousand-symbol node stores in its first hour or so, and an unused
+// partition still costs nothing.) The end of a slab too short for the
+// next block (less than 64 bars of 4096) is left unused. A directory
+// larger than a directory slab (a series of more than 65,536 bars) is
+// allocated alone, once per doubling. A partition's series map is sized
+// for 256 series up front, 16,384 in the store, so creating a series
+// rarely grows it.
 //
-// So in the steady state storing a bar allocates nothing but one bar slab
-// per ~4096 bars per partition, a directory slab per ~32k bars, and for a
-// new series a map entry (and a header slab per 256 series). Corrections
-// allocate nothing, nor do queries but for growing dst.
+// So storing a bar allocates nothing but one bar slab per 4096 bars per
+// partition, a directory slab per ~32k bars, and for a new series a
+// header slab per 256 series (and a map entry beyond the first 256).
+// Corrections allocate nothing, nor do queries but for growing dst.
 //
 // Every block but the last of a series is full: the next bar goes to the
 // last block, or a new one; a correction replaces the bar in place; a bar
@@ -82,11 +87,11 @@ const memKlinePartitions = 64
 // Block capacities: 1 << i for block i, up to maxKlineBlock.
 const maxKlineBlock = 64
 
-// Slab sizes, in elements: the first and the largest.
+// Slab sizes, in elements; a partition's series map is sized for
+// seriesPerPartition series.
 const (
-	minBarSlab, maxBarSlab       = 64, 4096
-	minDirSlab, maxDirSlab       = 32, 1024
-	minHeaderSlab, maxHeaderSlab = 8, 256
+	barSlab, dirSlab, headerSlab = 4096, 1024, 256
+	seriesPerPartition           = 256
 	minKlineDir                  = 2
 )
 
@@ -123,25 +128,15 @@ func blockCap(i int) int {
 // per piece.
 type slab[T any] struct {
 	free []T
-	next int // the size of the next array
 }
 
-// take returns a zeroed piece of n elements, of capacity n. Arrays are
-// min, 2·min, ..., max elements; a piece bigger than max is allocated
-// alone.
-func (s *slab[T]) take(n, min, max int) []T {
-	if n > max {
+// take returns a zeroed piece of n elements, of capacity n, from an array
+// of size elements; a piece bigger than that is allocated alone.
+func (s *slab[T]) take(n, size int) []T {
+	if n > size {
 		return make([]T, n)
 	}
 	if len(s.free) < n {
-		size := s.next
-		if size < min {
-			size = min
-		}
-		s.next = size * 2
-		if s.next > max {
-			s.next = max
-		}
 		s.free = make([]T, size)
 	}
 	p := s.free[:n:n]
@@ -152,7 +147,7 @@ func (s *slab[T]) take(n, min, max int) []T {
 func newMemKlineStore() *memKlineStore {
 	s := &memKlineStore{}
 	for i := range s.parts {
-		s.parts[i].mu.series = map[seriesKey]*klineSeries{}
+		s.parts[i].mu.series = make(map[seriesKey]*klineSeries, seriesPerPartition)
 	}
 	return s
 }
@@ -188,7 +183,7 @@ func (p *memKlinePartition) put(ks []messages.Kline) {
 			iv = k.Interval
 			key := seriesKey{k.Symbol, iv}
 			if s = p.mu.series[key]; s == nil {
-				s = &p.mu.headers.take(1, minHeaderSlab, maxHeaderSlab)[0]
+				s = &p.mu.headers.take(1, headerSlab)[0]
 				p.mu.series[key] = s
 			}
 		}
@@ -223,11 +218,11 @@ func (p *memKlinePartition) appendBlock(s *klineSeries, k *messages.Kline) {
 		if c < minKlineDir {
 			c = minKlineDir
 		}
-		blocks := p.mu.dirs.take(c, minDirSlab, maxDirSlab)
+		blocks := p.mu.dirs.take(c, dirSlab)
 		copy(blocks, s.blocks)
 		s.blocks = blocks[:n]
 	}
-	b := p.mu.bars.take(blockCap(n), minBarSlab, maxBarSlab)[:1]
+	b := p.mu.bars.take(blockCap(n), barSlab)[:1]
 	b[0] = *k
 	s.blocks = append(s.blocks, b)
 }

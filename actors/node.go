@@ -72,10 +72,10 @@ type Node struct {
 
 	closeOnce sync.Once
 	closed    atomic.Bool
-	inflight  sync.WaitGroup // Ingest calls in progress
-	calls     sync.Pool      // recycled *IngestCall
-	gate      chan struct{}  // ingest back-pressure: one token per request in flight
-	halted    chan struct{}  // closed once the actor tree stopped: no shard answers any more
+	inflight  sync.WaitGroup   // Ingest calls in progress
+	calls     chan *IngestCall // recycled calls, at most MailboxSize (see newCall)
+	gate      chan struct{}    // ingest back-pressure: one token per request in flight
+	halted    chan struct{}    // closed once the actor tree stopped: no shard answers any more
 	stop      context.CancelFunc
 	bg        sync.WaitGroup // background goroutines (checkpoints)
 	started   time.Time
@@ -89,7 +89,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, started: time.Now(), halted: make(chan struct{}),
-		gate: make(chan struct{}, cfg.MailboxSize)}
+		gate: make(chan struct{}, cfg.MailboxSize), calls: make(chan *IngestCall, cfg.MailboxSize)}
 	n.coreConfig = aggregate.Config{
 		Intervals:       cfg.Intervals,
 		AllowedLateness: cfg.AllowedLateness.Milliseconds(),
@@ -360,9 +360,18 @@ func (c *IngestCall) sizeChunks() {
 }
 
 // newCall returns a recycled (or new) IngestCall for trades.
+//
+// The node keeps up to MailboxSize recycled calls (as many as may be in
+// flight), with their buffers at the size of the largest request each
+// served, and never lets them go: a sync.Pool would drop them at every
+// second GC, and every request after that would allocate its buffers
+// afresh. So the memory of the ingest high-water mark stays allocated, as
+// the shards' buffers do.
 func (n *Node) newCall(trades []messages.Trade) *IngestCall {
-	c, _ := n.calls.Get().(*IngestCall)
-	if c == nil {
+	var c *IngestCall
+	select {
+	case c = <-n.calls:
+	default:
 		w := len(n.partitions)
 		c = &IngestCall{n: n, parts: make([]shardPart, len(n.shards)), replies: make(chan partResult, len(n.shards)+w),
 			routes: make([]partitionRoute, w), touched: make([][]int32, w), rejected: make([][]ItemError, w),
@@ -396,7 +405,10 @@ func (n *Node) recycle(c *IngestCall) {
 	}
 	c.trades, c.now, c.maxTime, c.res, c.err, c.sent = nil, 0, 0, IngestResult{}, nil, false
 	c.seq, c.tickBefore = 0, 0
-	n.calls.Put(c)
+	select {
+	case n.calls <- c:
+	default: // as many are kept as may be in flight: let this one go
+	}
 }
 
 // IngestAsync starts an ingest request and returns once the request is

@@ -568,6 +568,8 @@ func (c *Core) addSymbol(sym string, t int64) int32 {
 		c.syms = append(c.syms, symbolState{})
 		c.bars = append(c.bars, make([]messages.Kline, c.n)...)
 		c.dirty.grow(len(c.syms))
+		c.order = reserve(c.order, len(c.syms))
+		c.fit(c.pending)
 	}
 	c.syms[slot] = symbolState{name: sym, lastAggID: -1, live: true}
 	base := int(slot) * c.n
@@ -639,8 +641,29 @@ func (c *Core) Ready() *Delta {
 		c.spare = c.spare[:n-1]
 	} else {
 		c.pending = &Delta{}
+		c.fit(c.pending)
 	}
 	return d
+}
+
+// fit sizes d for a flush of every symbol: their open bars and one closed
+// bar per series. Buffers grow when a symbol is added, then, not when
+// trades and ticks come: a flush after the hour closes five bars of every
+// symbol at once, and would otherwise grow Closed hours into a run. (A
+// flush closing more than one bar per series on average still grows it.)
+func (c *Core) fit(d *Delta) {
+	series := len(c.syms) * c.n
+	d.Open = reserve(d.Open, series)
+	d.Closed = reserve(d.Closed, series)
+}
+
+// reserve returns s with capacity for at least n elements, growing it as
+// append does (geometrically, so reserving one more at a time is cheap).
+func reserve[T any](s []T, n int) []T {
+	if n <= cap(s) {
+		return s
+	}
+	return slices.Grow(s, n-len(s))
 }
 
 // Release hands a Delta from Ready back for reuse. d must not be used after.
@@ -648,6 +671,7 @@ func (c *Core) Release(d *Delta) {
 	clear(d.Closed) // drop symbol string references
 	clear(d.Open)
 	d.Closed, d.Open, d.Watermark = d.Closed[:0], d.Open[:0], 0
+	c.fit(d) // symbols may have been added since d was sized
 	c.spare = append(c.spare, d)
 }
 

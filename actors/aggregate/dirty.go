@@ -20,6 +20,7 @@ func (d *dirtySet) grow(n int) {
 	for len(d.bits) < words {
 		d.bits = append(d.bits, 0)
 	}
+	d.list = reserve(d.list, n)
 }
 
 // mark records slot i as dirty.

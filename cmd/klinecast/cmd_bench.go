@@ -57,21 +57,30 @@ type benchOptions struct {
 	json      bool
 	seed      uint64
 	rounds    int
-	span      time.Duration
-	profile   io.Writer
+	// warmup trades, generated before the measured ones, go through the
+	// bare loop and the pipeline untimed first: symbols, bar series and
+	// buffers are created there, as a node that has run for a while has
+	// them.
+	warmup  int64
+	span    time.Duration
+	profile io.Writer
 	// memProfile, when set, is the file the pipeline run's allocation
 	// profile is written to.
 	memProfile string
 }
 
+// writeAllocProfile writes the allocation profile so far to path, after
+// two GCs, which publish the latest allocations in it.
 func writeAllocProfile(path string) error {
+	runtime.GC()
+	runtime.GC()
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
 		f.Close()
-		return err
+		return fmt.Errorf("bench: allocation profile: %w", err)
 	}
 	return f.Close()
 }
@@ -80,17 +89,24 @@ func writeAllocProfile(path string) error {
 type PipelineResult struct {
 	BareLoopTradesPerSec float64 `json:"bare_loop_trades_per_sec"`
 	PipelineTradesPerSec float64 `json:"pipeline_trades_per_sec"`
-	AllocsPerTrade       float64 `json:"allocs_per_trade"`
-	// SteadyAllocsPerTrade counts only the second half of the requests,
-	// after every symbol, bar series and recycled buffer exists.
-	SteadyAllocsPerTrade float64 `json:"steady_allocs_per_trade"`
-	Cores                int     `json:"cores"`
-	Ratio                float64 `json:"ratio"`
-	Trades               int64   `json:"trades"`
-	Symbols              int     `json:"symbols"`
-	Intervals            int     `json:"intervals"`
-	Deltas               uint64  `json:"deltas"`
-	Dropped              int64   `json:"dropped"`
+	// AllocsPerTrade counts the measured trades: every allocation of the
+	// process from the first measured request to the last answer, divided
+	// by the measured trades.
+	AllocsPerTrade float64 `json:"allocs_per_trade"`
+	// Allocs is that count itself (of the round that allocated most).
+	Allocs uint64  `json:"allocs"`
+	Cores  int     `json:"cores"`
+	Ratio  float64 `json:"ratio"`
+	Trades int64   `json:"trades"`
+	// WarmupTrades went through both first, untimed; WarmupAllocs is what
+	// the pipeline allocated for them (starting the node not included):
+	// the cost of creating the symbols, their bar series and buffers.
+	WarmupTrades int64  `json:"warmup_trades"`
+	WarmupAllocs uint64 `json:"warmup_allocs"`
+	Symbols      int    `json:"symbols"`
+	Intervals    int    `json:"intervals"`
+	Deltas       uint64 `json:"deltas"`
+	Dropped      int64  `json:"dropped"`
 	// Rounds is how many times each was run; the rates above are the best
 	// of them, the runs below every one.
 	Rounds       int       `json:"rounds"`
@@ -128,9 +144,10 @@ func runBenchPipeline(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.BoolVar(&o.json, "json", false, "print one JSON line")
 	fs.Uint64Var(&o.seed, "seed", 1, "generator seed")
 	fs.IntVar(&o.rounds, "rounds", 3, "runs of each (bare loop, pipeline), alternating; the best of each counts")
-	fs.DurationVar(&o.span, "span", time.Hour, "trade time the generated trades cover")
+	fs.Int64Var(&o.warmup, "warmup", 500_000, "trades to run through both, untimed, before the measured ones")
+	fs.DurationVar(&o.span, "span", time.Hour, "trade time the generated trades (warm-up and measured) cover")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the pipeline run to this file")
-	fs.StringVar(&o.memProfile, "memprofile", "", "write a profile of every allocation of the pipeline run to this file")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write a profile of every allocation of the last pipeline run to this file, and of its warm-up to FILE.warmup")
 	lvl := logFlag(fs)
 	if _, err := parseFlags(fs, args, stdout); err != nil {
 		return err
@@ -141,6 +158,9 @@ func runBenchPipeline(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	if o.trades < 1 || o.symbols < 1 || o.batch < 1 || o.producers < 1 {
 		return usageErrorf("bench: --trades, --symbols, --batch and --producers must be ≥ 1")
+	}
+	if o.warmup < 0 {
+		return usageErrorf("bench: --warmup must be ≥ 0")
 	}
 	log := newLogger(stderr, *lvl)
 	if *cpuProfile != "" {
@@ -169,34 +189,36 @@ func runBenchPipeline(ctx context.Context, args []string, stdout, stderr io.Writ
 // ever slows a run down) and the pipeline's allocations per trade (the
 // largest of its rounds).
 func benchPipeline(ctx context.Context, o benchOptions, log *slog.Logger) (PipelineResult, error) {
-	log.Info("generating trades", "trades", o.trades, "symbols", o.symbols)
-	g, err := gen.New(gen.Config{Symbols: gen.Symbols(o.symbols), Trades: o.trades, Seed: o.seed, Span: o.span})
+	log.Info("generating trades", "warmup", o.warmup, "trades", o.trades, "symbols", o.symbols)
+	g, err := gen.New(gen.Config{Symbols: gen.Symbols(o.symbols), Trades: o.warmup + o.trades, Seed: o.seed, Span: o.span})
 	if err != nil {
 		return PipelineResult{}, err
 	}
-	trades := make([]messages.Trade, 0, o.trades)
+	all := make([]messages.Trade, 0, o.warmup+o.trades)
 	var t messages.Trade
 	for g.Next(&t) {
-		trades = append(trades, t)
+		all = append(all, t)
 	}
-	res := PipelineResult{Trades: int64(len(trades)), Symbols: o.symbols, Intervals: len(o.intervals), Rounds: max(o.rounds, 1)}
+	warm, trades := all[:min(int(o.warmup), len(all))], all[min(int(o.warmup), len(all)):]
+	res := PipelineResult{Trades: int64(len(trades)), WarmupTrades: int64(len(warm)), Symbols: o.symbols, Intervals: len(o.intervals), Rounds: max(o.rounds, 1)}
 	for round := range res.Rounds {
-		bare, err := benchBareLoop(trades, o)
+		bare, err := benchBareLoop(warm, trades, o)
 		if err != nil {
 			return res, err
 		}
 		last := round == res.Rounds-1
-		run, err := benchPipelineRun(ctx, trades, o, log, last)
+		run, err := benchPipelineRun(ctx, warm, trades, o, log, last)
 		if err != nil {
 			return res, err
 		}
 		log.Info("round done", "round", round+1, "bare_trades_per_sec", int64(bare), "pipeline_trades_per_sec", int64(run.rate),
-			"allocs_per_trade", run.allocs, "steady_allocs_per_trade", run.steadyAllocs, "cpus_busy", fmt.Sprintf("%.2f", run.cpu),
+			"allocs", run.mallocs, "warmup_allocs", run.warmupAllocs, "cpus_busy", fmt.Sprintf("%.2f", run.cpu),
 			"workers_busy", fmt.Sprintf("%.2f", run.workersBusy))
 		res.BareLoopTradesPerSec = max(res.BareLoopTradesPerSec, bare)
 		res.PipelineTradesPerSec = max(res.PipelineTradesPerSec, run.rate)
 		res.AllocsPerTrade = max(res.AllocsPerTrade, run.allocs)
-		res.SteadyAllocsPerTrade = max(res.SteadyAllocsPerTrade, run.steadyAllocs)
+		res.Allocs = max(res.Allocs, run.mallocs)
+		res.WarmupAllocs = max(res.WarmupAllocs, run.warmupAllocs)
 		res.Cores, res.Deltas = run.cores, run.deltas
 		res.Dropped = max(res.Dropped, run.dropped)
 		res.BareRuns = append(res.BareRuns, bare)
@@ -206,29 +228,36 @@ func benchPipeline(ctx context.Context, o benchOptions, log *slog.Logger) (Pipel
 	return res, nil
 }
 
-// benchBareLoop runs one core over trades on this goroutine, one flush per
-// batch of trades (the same output the shards produce: each flushes once
-// per request), and returns its rate.
-func benchBareLoop(trades []messages.Trade, o benchOptions) (float64, error) {
+// benchBareLoop runs one core on this goroutine over warm, untimed, then
+// over trades, one flush per batch of trades (the same output the shards
+// produce: each flushes once per request), and returns its rate over
+// trades.
+func benchBareLoop(warm, trades []messages.Trade, o benchOptions) (float64, error) {
 	core, err := aggregate.New(aggregate.Config{Intervals: o.intervals})
 	if err != nil {
 		return 0, err
 	}
+	bareLoop(core, warm, o.batch)
 	runtime.GC()
 	start := time.Now()
+	bareLoop(core, trades, o.batch)
+	return float64(len(trades)) / time.Since(start).Seconds(), nil
+}
+
+func bareLoop(core *aggregate.Core, trades []messages.Trade, batch int) {
 	for i := range trades {
 		core.Apply(&trades[i])
-		if i%o.batch == o.batch-1 {
+		if i%batch == batch-1 {
 			core.Release(core.Ready())
 		}
 	}
 	core.Release(core.Ready())
-	return float64(len(trades)) / time.Since(start).Seconds(), nil
 }
 
 type pipelineRun struct {
 	rate, allocs float64
-	steadyAllocs float64   // allocations per trade over the second half of the requests
+	mallocs      uint64    // allocations in the measured part
+	warmupAllocs uint64    // allocations while ingesting the warm-up trades
 	cpu          float64   // process CPU time / wall time
 	workersBusy  []float64 // per pinned worker: time in mailbox turns / wall time
 	cores        int
@@ -236,12 +265,14 @@ type pipelineRun struct {
 	dropped      int64
 }
 
-// benchPipelineRun ingests trades into a new memory-only node with the
-// event clock (results depend only on the input); the sink counts deltas.
-// profile: write the requested profiles of this run.
-func benchPipelineRun(ctx context.Context, trades []messages.Trade, o benchOptions, log *slog.Logger, profile bool) (pipelineRun, error) {
+// benchPipelineRun ingests warm, then trades (measured), into a new
+// memory-only node with the event clock (results depend only on the
+// input); the sink counts deltas. profile: write the requested profiles of
+// the measured part of this run.
+func benchPipelineRun(ctx context.Context, warm, trades []messages.Trade, o benchOptions, log *slog.Logger, profile bool) (pipelineRun, error) {
 	var run pipelineRun
 	var deltas atomic.Uint64
+	runtime.GC() // the previous runs' garbage
 	node, err := actors.Start(ctx, actors.Config{
 		Intervals:   o.intervals,
 		Shards:      o.shards,
@@ -262,72 +293,97 @@ func benchPipelineRun(ctx context.Context, trades []messages.Trade, o benchOptio
 	// overlaps with the shards' work and per-symbol order holds. A ring:
 	// the measurement allocates nothing itself.
 	inflight := make([]*actors.IngestCall, o.producers)
-	var accepted int64
-	runtime.GC()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
+	if profile && o.memProfile != "" {
+		// Every allocation from here on, by call site; the profile
+		// written at the end is of the measured part alone (the
+		// allocations before it are subtracted).
+		runtime.MemProfileRate = 1
+		defer func() { runtime.MemProfileRate = 512 * 1024 }()
+	}
+	var start0, warmed, before, after runtime.MemStats
+	runtime.ReadMemStats(&start0)
+	accepted, err := ingestRequests(ctx, node, warm, o.batch, inflight)
+	if err != nil {
+		return run, err
+	}
+	runtime.ReadMemStats(&warmed)
+	run.warmupAllocs = warmed.Mallocs - start0.Mallocs
+	if profile && o.memProfile != "" {
+		// pprof profiles are cumulative: the measured part is the
+		// difference (go tool pprof -diff_base FILE.warmup BIN FILE).
+		if err := writeAllocProfile(o.memProfile + ".warmup"); err != nil {
+			return run, err
+		}
+	}
 	if profile && o.profile != nil {
 		if err := pprof.StartCPUProfile(o.profile); err != nil {
 			return run, err
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if profile && o.memProfile != "" {
-		// Every allocation of the pipeline run, by call site.
-		runtime.MemProfileRate = 1
-		defer func() {
-			runtime.GC() // publish the run's allocations in the profile
-			if werr := writeAllocProfile(o.memProfile); werr != nil {
-				log.Error("memprofile", "err", werr)
-			}
-		}()
-	}
-	cpu0, workers0 := processCPU(), node.WorkerStats()
+	// The measured part: from here to the last answer. (No GC just before
+	// it: a GC empties the runtime's caches, and refilling them, e.g. its
+	// blocked-goroutine records, counts as allocations of the run; the GC
+	// comes before the warm-up instead.)
+	workers0, cpu0 := node.WorkerStats(), processCPU()
+	runtime.ReadMemStats(&before)
 	start := time.Now()
-	requests := (len(trades) + o.batch - 1) / o.batch
-	var mid runtime.MemStats
-	for i, k := 0, 0; i < len(trades); i, k = i+o.batch, k+1 {
-		if k == requests/2 {
-			// The second half runs on warm symbols, bars and buffers:
-			// what allocates there is steady-state cost.
-			runtime.ReadMemStats(&mid)
-		}
-		slot := &inflight[k%len(inflight)]
-		if *slot != nil {
-			r, err := (*slot).Wait(ctx)
-			if err != nil {
-				return run, fmt.Errorf("bench: ingest: %w", err)
-			}
-			accepted += int64(r.Accepted)
-		}
-		*slot = node.IngestAsync(ctx, trades[i:min(i+o.batch, len(trades))])
-	}
-	for k := range inflight {
-		// The oldest first: request requests-len(inflight)+k.
-		c := inflight[(requests+k)%len(inflight)]
-		if c == nil {
-			continue
-		}
-		r, err := c.Wait(ctx)
-		if err != nil {
-			return run, fmt.Errorf("bench: ingest: %w", err)
-		}
-		accepted += int64(r.Accepted)
+	n, err := ingestRequests(ctx, node, trades, o.batch, inflight)
+	if err != nil {
+		return run, err
 	}
 	elapsed := time.Since(start)
+	runtime.ReadMemStats(&after)
+	accepted += n
 	run.cpu = (processCPU() - cpu0).Seconds() / elapsed.Seconds()
 	for i, w := range node.WorkerStats() {
 		run.workersBusy = append(run.workersBusy, float64(w.BusyNanos-workers0[i].BusyNanos)/float64(elapsed.Nanoseconds()))
 	}
-	runtime.ReadMemStats(&after)
 	run.rate = float64(len(trades)) / elapsed.Seconds()
-	run.allocs = float64(after.Mallocs-before.Mallocs) / float64(len(trades))
-	if second := len(trades) - requests/2*o.batch; second > 0 && requests > 1 {
-		run.steadyAllocs = float64(after.Mallocs-mid.Mallocs) / float64(second)
+	run.mallocs = after.Mallocs - before.Mallocs
+	run.allocs = float64(run.mallocs) / float64(len(trades))
+	if profile && o.memProfile != "" {
+		if err := writeAllocProfile(o.memProfile); err != nil {
+			return run, err
+		}
 	}
 	run.deltas = deltas.Load()
-	run.dropped = int64(len(trades)) - accepted
+	run.dropped = int64(len(warm)+len(trades)) - accepted
 	return run, nil
+}
+
+// ingestRequests ingests trades in requests of batch trades, len(inflight)
+// of them in flight, and returns how many were accepted. It allocates
+// nothing itself.
+func ingestRequests(ctx context.Context, node *actors.Node, trades []messages.Trade, batch int, inflight []*actors.IngestCall) (int64, error) {
+	var accepted int64
+	requests := (len(trades) + batch - 1) / batch
+	for i, k := 0, 0; i < len(trades); i, k = i+batch, k+1 {
+		slot := &inflight[k%len(inflight)]
+		if *slot != nil {
+			r, err := (*slot).Wait(ctx)
+			*slot = nil
+			if err != nil {
+				return accepted, fmt.Errorf("bench: ingest: %w", err)
+			}
+			accepted += int64(r.Accepted)
+		}
+		*slot = node.IngestAsync(ctx, trades[i:min(i+batch, len(trades))])
+	}
+	for k := range inflight {
+		// The oldest first: request requests-len(inflight)+k.
+		slot := &inflight[(requests+k)%len(inflight)]
+		if *slot == nil {
+			continue
+		}
+		r, err := (*slot).Wait(ctx)
+		*slot = nil
+		if err != nil {
+			return accepted, fmt.Errorf("bench: ingest: %w", err)
+		}
+		accepted += int64(r.Accepted)
+	}
+	return accepted, nil
 }
 
 // processCPU returns the CPU time (user and system) the process used so far.

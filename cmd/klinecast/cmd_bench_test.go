@@ -1,0 +1,45 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"testing"
+)
+
+// TestBenchPipelineJSON runs a small `bench pipeline --json` and checks
+// that the line it prints is consistent: every generated trade measured
+// or warmed up, none dropped, one run per round of each. (Rates and
+// allocation counts depend on the machine and are not asserted here.)
+func TestBenchPipelineJSON(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	args := []string{"bench", "pipeline", "--json", "--trades", "30000", "--warmup", "6000", "--symbols", "25",
+		"--batch", "1000", "--rounds", "2", "--shards", "8", "--intervals", "1m,5m,1h", "--log-level", "error"}
+	if code := run(context.Background(), args, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d\nstderr: %s", code, stderr.String())
+	}
+	var res PipelineResult
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatalf("output %q: %v", stdout.String(), err)
+	}
+	if res.Trades != 30000 || res.WarmupTrades != 6000 || res.Symbols != 25 || res.Intervals != 3 {
+		t.Errorf("trades %d, warm-up %d, symbols %d, intervals %d; want 30000, 6000, 25, 3",
+			res.Trades, res.WarmupTrades, res.Symbols, res.Intervals)
+	}
+	if res.Dropped != 0 {
+		t.Errorf("%d trades not accepted", res.Dropped)
+	}
+	if res.Rounds != 2 || len(res.BareRuns) != 2 || len(res.PipelineRuns) != 2 {
+		t.Errorf("rounds %d, bare runs %v, pipeline runs %v; want 2 of each", res.Rounds, res.BareRuns, res.PipelineRuns)
+	}
+	if res.BareLoopTradesPerSec <= 0 || res.PipelineTradesPerSec <= 0 || res.Cores < 1 || res.Deltas == 0 {
+		t.Errorf("bare %v/s, pipeline %v/s, cores %d, deltas %d: want all positive",
+			res.BareLoopTradesPerSec, res.PipelineTradesPerSec, res.Cores, res.Deltas)
+	}
+	if res.WarmupAllocs == 0 {
+		t.Errorf("no allocations counted in the warm-up: creating 25 symbols allocates")
+	}
+	if got := res.PipelineTradesPerSec / res.BareLoopTradesPerSec; got != res.Ratio {
+		t.Errorf("ratio %v, want pipeline/bare = %v", res.Ratio, got)
+	}
+}
