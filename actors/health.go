@@ -37,22 +37,29 @@ type HealthReport struct {
 
 // Health evaluates every shard's heartbeat now.
 func (n *Node) Health() HealthReport {
+	var rep HealthReport
+	n.health(&rep)
+	return rep
+}
+
+// health evaluates every shard's heartbeat into rep, reusing its
+// Components: it allocates nothing while every component is healthy.
+func (n *Node) health(rep *HealthReport) {
 	now := n.cfg.Now().UnixMilli()
-	rep := HealthReport{State: Healthy}
+	rep.State, rep.Components = Healthy, rep.Components[:0]
 	if n.closed.Load() {
 		rep.State = Failed
 		rep.Components = append(rep.Components, ComponentHealth{Name: "node", State: Failed, Detail: "shutting down"})
-		return rep
+		return
 	}
-	for _, h := range n.shards {
-		rep.add(heartbeat(shardName(h.id), h.pingSent.Load(), now))
+	for i, h := range n.shards {
+		rep.add(heartbeat(n.healthNames[i], h.pingSent.Load(), now))
 	}
 	// A router partition runs on the same worker as its shards; a stuck
 	// partition stops ingest for all of them.
-	for _, ph := range n.partitions {
-		rep.add(heartbeat(partitionName(ph.worker), ph.pingSent.Load(), now))
+	for w, ph := range n.partitions {
+		rep.add(heartbeat(n.healthNames[len(n.shards)+w], ph.pingSent.Load(), now))
 	}
-	return rep
 }
 
 // heartbeat judges an actor by its outstanding heartbeat (sent at sent,
@@ -89,10 +96,16 @@ type healthFire struct{}
 
 // healthMonitor evaluates the node's health every second and logs every
 // state change, so an operator sees a stuck shard in the log too.
+//
+// A check allocates nothing while the node is healthy (one timer, one
+// fire message and one report, reused), so a node at rest makes no
+// garbage and a busy one's allocation count is its traffic's alone.
 type healthMonitor struct {
 	n     *Node
 	st    *actorStats
 	timer *time.Timer
+	fire  healthFire
+	rep   HealthReport
 	last  map[string]HealthState
 }
 
@@ -100,7 +113,10 @@ func (m *healthMonitor) Receive(ctx actor.Context) {
 	switch ctx.Message().(type) {
 	case *actor.Started:
 		m.last = map[string]HealthState{}
-		m.arm(ctx)
+		// The first check right away (then every second): a shard that
+		// is stuck from the start shows as soon as possible.
+		m.st.enqueued.Add(1)
+		ctx.Send(ctx.Self(), &m.fire)
 	case *actor.Stopping, *actor.Restarting:
 		if m.timer != nil {
 			m.timer.Stop()
@@ -120,7 +136,8 @@ func (m *healthMonitor) Receive(ctx actor.Context) {
 				ph.send(&shardPing{})
 			}
 		}
-		for _, c := range m.n.Health().Components {
+		m.n.health(&m.rep)
+		for _, c := range m.rep.Components {
 			prev, seen := m.last[c.Name]
 			if !seen {
 				prev = Healthy
@@ -135,9 +152,13 @@ func (m *healthMonitor) Receive(ctx actor.Context) {
 }
 
 func (m *healthMonitor) arm(ctx actor.Context) {
-	self, system, st := ctx.Self(), m.n.system, m.st
+	if m.timer != nil {
+		m.timer.Reset(time.Second)
+		return
+	}
+	self, system, st, fire := ctx.Self(), m.n.system, m.st, &m.fire
 	m.timer = time.AfterFunc(time.Second, func() {
 		st.enqueued.Add(1)
-		system.Root.Send(self, &healthFire{})
+		system.Root.Send(self, fire)
 	})
 }

@@ -58,6 +58,9 @@ type Node struct {
 
 	shards     []*shardHandle
 	partitions []*partitionHandle // router partitions, by worker
+	// healthNames are the components' names in a health report: the
+	// shards', then the partitions' (built once: see healthMonitor).
+	healthNames []string
 	tree       *tree
 
 	root   *actor.PID
@@ -140,6 +143,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			}
 		}
 		n.partitions[w] = ph
+	}
+	for _, h := range n.shards {
+		n.healthNames = append(n.healthNames, shardName(h.id))
+	}
+	for _, ph := range n.partitions {
+		n.healthNames = append(n.healthNames, partitionName(ph.worker))
 	}
 	n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return n.log.With("lib", "protoactor")

@@ -316,6 +316,24 @@ func TestNodeWallClockClosesBarsWithoutTrades(t *testing.T) {
 // TestNodeHealthReportsAStuckShard blocks one shard (its delta sink does
 // not return) and moves a fake clock: the shard's unanswered heartbeat
 // makes it Failed, the others stay Healthy, and it recovers once unblocked.
+// TestNodeHealthCheckAllocatesNothing: the health monitor's check of
+// every shard and partition, once a second for the node's lifetime,
+// reuses its report: a healthy node at rest makes no garbage.
+func TestNodeHealthCheckAllocatesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocation counts are meaningless under -race")
+	}
+	n := testNode(t, Config{Shards: 16})
+	var rep HealthReport
+	n.health(&rep)
+	if rep.State != Healthy || len(rep.Components) != 16+n.Workers() {
+		t.Fatalf("report %+v: want healthy, 16 shards and %d partitions", rep, n.Workers())
+	}
+	if a := testing.AllocsPerRun(100, func() { n.health(&rep) }); a != 0 {
+		t.Fatalf("%v allocations per health check, want 0", a)
+	}
+}
+
 func TestNodeHealthReportsAStuckShard(t *testing.T) {
 	var clock atomic.Int64
 	clock.Store(time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC).UnixMilli())
