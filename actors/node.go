@@ -61,7 +61,7 @@ type Node struct {
 	// healthNames are the components' names in a health report: the
 	// shards', then the partitions' (built once: see healthMonitor).
 	healthNames []string
-	tree       *tree
+	tree        *tree
 
 	root   *actor.PID
 	router *actor.PID
