@@ -56,7 +56,7 @@ func (k storeKlines) Klines(symbol string, iv messages.Interval, start, end int6
 // latest bars, and corrections find their block by binary search, not by
 // walking a long series from its start.)
 //
-// Every slab has the same size: 4096 bars (about 640 KiB), 1024 directory
+// Every slab has the same size: 4096 bars (544 KiB), 1024 directory
 // entries or 256 headers. (They used to start small and double, so that
 // an idle partition cost little; but then a node allocated a dozen slabs
 // per partition while its bar series filled up, hundreds in all, long
@@ -99,8 +99,8 @@ type memKlinePartition struct {
 	mu struct {
 		sync.RWMutex
 		series  map[seriesKey]*klineSeries
-		bars    slab[messages.Kline]
-		dirs    slab[[]messages.Kline]
+		bars    slab[storedBar]
+		dirs    slab[[]storedBar]
 		headers slab[klineSeries]
 	}
 }
@@ -114,7 +114,47 @@ type seriesKey struct {
 // blocks[i] has capacity blockCap(i), and all but the last are full.
 // There is at least one block, none empty.
 type klineSeries struct {
-	blocks [][]messages.Kline
+	blocks [][]storedBar
+}
+
+// storedBar is a closed bar as the store keeps it: without its symbol and
+// interval, which its series has. So the bar slabs hold no pointers (the
+// GC never scans them, however many bars a long-running node keeps) and a
+// bar takes 136 bytes, not 160.
+type storedBar struct {
+	OpenTime, CloseTime    int64
+	Open, High, Low, Close messages.Decimal
+	Volume                 messages.Decimal128
+	QuoteVolume            float64
+	TakerBuyVolume         messages.Decimal128
+	TakerBuyQuoteVolume    float64
+	TradeCount             int64
+	FirstTradeID           int64
+	LastTradeID            int64
+	Closed                 bool
+}
+
+func toStoredBar(k *messages.Kline) storedBar {
+	return storedBar{
+		OpenTime: k.OpenTime, CloseTime: k.CloseTime,
+		Open: k.Open, High: k.High, Low: k.Low, Close: k.Close,
+		Volume: k.Volume, QuoteVolume: k.QuoteVolume,
+		TakerBuyVolume: k.TakerBuyVolume, TakerBuyQuoteVolume: k.TakerBuyQuoteVolume,
+		TradeCount: k.TradeCount, FirstTradeID: k.FirstTradeID, LastTradeID: k.LastTradeID,
+		Closed: k.Closed,
+	}
+}
+
+func (b *storedBar) kline(symbol string, iv messages.Interval) messages.Kline {
+	return messages.Kline{
+		Symbol: symbol, Interval: iv,
+		OpenTime: b.OpenTime, CloseTime: b.CloseTime,
+		Open: b.Open, High: b.High, Low: b.Low, Close: b.Close,
+		Volume: b.Volume, QuoteVolume: b.QuoteVolume,
+		TakerBuyVolume: b.TakerBuyVolume, TakerBuyQuoteVolume: b.TakerBuyQuoteVolume,
+		TradeCount: b.TradeCount, FirstTradeID: b.FirstTradeID, LastTradeID: b.LastTradeID,
+		Closed: b.Closed,
+	}
 }
 
 func blockCap(i int) int {
@@ -179,6 +219,7 @@ func (p *memKlinePartition) put(ks []messages.Kline) {
 	var s *klineSeries
 	for i := range ks {
 		k := &ks[i]
+		bar := toStoredBar(k)
 		if s == nil || k.Interval != iv {
 			iv = k.Interval
 			key := seriesKey{k.Symbol, iv}
@@ -191,27 +232,27 @@ func (p *memKlinePartition) put(ks []messages.Kline) {
 			last := s.blocks[n-1]
 			if last[len(last)-1].OpenTime < k.OpenTime { // the common case: the next bar
 				if len(last) < cap(last) {
-					s.blocks[n-1] = append(last, *k)
+					s.blocks[n-1] = append(last, bar)
 				} else {
-					p.appendBlock(s, k)
+					p.appendBlock(s, &bar)
 				}
 				continue
 			}
 		} else {
-			p.appendBlock(s, k)
+			p.appendBlock(s, &bar)
 			continue
 		}
 		b, i, found := s.search(k.OpenTime)
 		if found {
-			s.blocks[b][i] = *k // a late-trade correction
+			s.blocks[b][i] = bar // a late-trade correction
 		} else {
-			p.insert(s, b, i, k)
+			p.insert(s, b, i, &bar)
 		}
 	}
 }
 
 // appendBlock adds a block to s holding k.
-func (p *memKlinePartition) appendBlock(s *klineSeries, k *messages.Kline) {
+func (p *memKlinePartition) appendBlock(s *klineSeries, k *storedBar) {
 	n := len(s.blocks)
 	if n == cap(s.blocks) {
 		c := 2 * n
@@ -229,7 +270,7 @@ func (p *memKlinePartition) appendBlock(s *klineSeries, k *messages.Kline) {
 
 // insert puts k at bar i of block b, moving the bars after it by one:
 // the last bar of a full block becomes the first of the next one.
-func (p *memKlinePartition) insert(s *klineSeries, b, i int, k *messages.Kline) {
+func (p *memKlinePartition) insert(s *klineSeries, b, i int, k *storedBar) {
 	carry := *k
 	for ; b < len(s.blocks); b, i = b+1, 0 {
 		blk := s.blocks[b]
@@ -253,7 +294,7 @@ func (p *memKlinePartition) insert(s *klineSeries, b, i int, k *messages.Kline) 
 // reports whether it opens at t.
 func (s *klineSeries) search(t int64) (b, i int, found bool) {
 	// The last block opening at or before t, if any.
-	b, _ = slices.BinarySearchFunc(s.blocks, t, func(blk []messages.Kline, t int64) int {
+	b, _ = slices.BinarySearchFunc(s.blocks, t, func(blk []storedBar, t int64) int {
 		if blk[0].OpenTime <= t {
 			return -1
 		}
@@ -263,7 +304,7 @@ func (s *klineSeries) search(t int64) (b, i int, found bool) {
 		return 0, 0, false
 	}
 	b--
-	i, found = slices.BinarySearchFunc(s.blocks[b], t, func(k messages.Kline, t int64) int {
+	i, found = slices.BinarySearchFunc(s.blocks[b], t, func(k storedBar, t int64) int {
 		return cmp.Compare(k.OpenTime, t)
 	})
 	if i == len(s.blocks[b]) {
@@ -289,7 +330,7 @@ func (s *memKlineStore) Klines(symbol string, iv messages.Interval, start, end i
 		bars := series.blocks[b][i:]
 		n := len(bars)
 		if bars[n-1].OpenTime > end {
-			n, _ = slices.BinarySearchFunc(bars, end, func(k messages.Kline, t int64) int {
+			n, _ = slices.BinarySearchFunc(bars, end, func(k storedBar, t int64) int {
 				if k.OpenTime <= t {
 					return -1
 				}
@@ -299,7 +340,9 @@ func (s *memKlineStore) Klines(symbol string, iv messages.Interval, start, end i
 		if want >= 0 && n > want {
 			n = want
 		}
-		dst = append(dst, bars[:n]...)
+		for j := range bars[:n] {
+			dst = append(dst, bars[j].kline(symbol, iv))
+		}
 		if want > 0 {
 			want -= n
 		}

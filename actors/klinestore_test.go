@@ -2,6 +2,7 @@ package actors
 
 import (
 	"fmt"
+	"reflect"
 	"runtime"
 	"slices"
 	"strconv"
@@ -406,4 +407,50 @@ func BenchmarkMemKlineStorePut(b *testing.B) {
 			}
 		})
 	})
+}
+
+// TestStoredBarKeepsEveryField: a bar read back from the store equals the
+// bar stored, field for field. Every field of Kline is set to a distinct
+// non-zero value by reflection, so a field added to Kline but not to
+// storedBar fails here.
+func TestStoredBarKeepsEveryField(t *testing.T) {
+	var k messages.Kline
+	v := reflect.ValueOf(&k).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString("SYM" + strconv.Itoa(i))
+		case reflect.Bool:
+			f.SetBool(true)
+		case reflect.Int, reflect.Int64:
+			f.SetInt(int64(1000 + i))
+		case reflect.Uint8, reflect.Uint64:
+			f.SetUint(uint64(1 + i))
+		case reflect.Float64:
+			f.SetFloat(float64(i) + 0.5)
+		case reflect.Struct: // Decimal128
+			for j := range f.NumField() {
+				g := f.Field(j)
+				if !g.CanSet() {
+					t.Fatalf("Kline.%s.%s: unexported, cannot fill", v.Type().Field(i).Name, f.Type().Field(j).Name)
+				}
+				g.SetUint(uint64(100*i + j + 1))
+			}
+		default:
+			t.Fatalf("Kline.%s: kind %s not covered by this test", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	stored := toStoredBar(&k)
+	if got := stored.kline(k.Symbol, k.Interval); got != k {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, k)
+	}
+	s := newMemKlineStore()
+	if err := s.PutKlines([]messages.Kline{k}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Klines(k.Symbol, k.Interval, k.OpenTime, k.OpenTime, 0, nil)
+	if err != nil || len(got) != 1 || got[0] != k {
+		t.Fatalf("Klines = %+v, %v; want [%+v]", got, err, k)
+	}
 }
