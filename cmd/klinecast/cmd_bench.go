@@ -143,7 +143,7 @@ func runBenchPipeline(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.IntVar(&o.cores, "cores", 0, "pinned workers (0 = all CPUs)")
 	fs.BoolVar(&o.json, "json", false, "print one JSON line")
 	fs.Uint64Var(&o.seed, "seed", 1, "generator seed")
-	fs.IntVar(&o.rounds, "rounds", 3, "runs of each (bare loop, pipeline), alternating; the best of each counts")
+	fs.IntVar(&o.rounds, "rounds", 5, "runs of each (bare loop, pipeline), alternating; the best of each counts")
 	fs.Int64Var(&o.warmup, "warmup", 500_000, "trades to run through both, untimed, before the measured ones")
 	fs.DurationVar(&o.span, "span", time.Hour, "trade time the generated trades (warm-up and measured) cover")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the pipeline run to this file")
