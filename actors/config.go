@@ -81,6 +81,10 @@ type Config struct {
 	// applies; true makes the shard apply half of the chunk and panic, as
 	// a bug in the middle of a part would.
 	chunkFault func(shard int, lo int32) bool
+	// replayFault, if set (tests only), is asked before a restarted
+	// memory-only shard applies again the part it failed on; true: panic
+	// (a part that fails every time).
+	replayFault func(shard int) bool
 	// CheckpointInterval is how often shards checkpoint their state (in
 	// memory, or as a snapshot in the Store). Zero: 5 s.
 	CheckpointInterval time.Duration

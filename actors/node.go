@@ -27,6 +27,12 @@ var (
 	ErrClosed = errors.New("actors: node closed")
 	// ErrUnknownInterval: the interval is not configured on this node.
 	ErrUnknownInterval = errors.New("actors: interval not configured")
+	// ErrPartFailed: a shard failed maxPartFailures times in a row
+	// applying its part of the request (a trade or a delivery that crashes
+	// it every time) and gave the part up. None of that part's trades was
+	// applied; the other shards' parts were (a retry counts them as
+	// duplicates). Retrying unchanged fails the same way.
+	ErrPartFailed = errors.New("actors: a shard could not apply its part of the request")
 )
 
 // ItemError is one rejected trade of an ingest request.

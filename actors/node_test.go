@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -498,5 +499,74 @@ func TestNodeIngestAllocatesNothingInSteadyState(t *testing.T) {
 	}
 	if allocs := testing.AllocsPerRun(150, ingest); allocs != 0 {
 		t.Fatalf("%.0f allocations per %d-trade request in steady state, want 0", allocs, batch)
+	}
+}
+
+// TestNodeGivesUpAPartThatAlwaysFails: a part that crashes its shard every
+// time it is applied (here by a Sink that panics on it, or a fault in a
+// middle chunk that recurs on every replay) is given up after
+// maxPartFailures attempts: its request fails with ErrPartFailed instead of
+// waiting forever behind a shard stopped by its restart limit, the shard
+// serves on, and retrying the request once the cause is gone applies the
+// part (the other parts count as duplicates): the klines end up exact.
+func TestNodeGivesUpAPartThatAlwaysFails(t *testing.T) {
+	tests := []struct {
+		name string
+		sink bool // the Sink panics (at the part's end); else a middle chunk
+	}{
+		{"delivery fails at the part's end", true},
+		{"a middle chunk fails, and again on every replay", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			trades := genTrades(t, 16, 6_000, 24*time.Hour, 11)
+			const poisoned = 3 // the shard that fails
+			var failing atomic.Bool
+			cfg := eventConfig()
+			cfg.chunkTrades = 50 // parts of several chunks
+			if tc.sink {
+				cfg.Sink = DeltaSinkFunc(func(shard int, d *aggregate.Delta) {
+					if shard == poisoned && failing.Load() {
+						panic("sink rejects this delta")
+					}
+				})
+			} else {
+				cfg.chunkFault = func(shard int, lo int32) bool {
+					return shard == poisoned && lo > 0 && failing.Load()
+				}
+				cfg.replayFault = func(shard int) bool { return shard == poisoned && failing.Load() }
+			}
+			n := testNode(t, cfg)
+			ctx := context.Background()
+			first, second := trades[:2000], trades[2000:4000]
+			if res, err := n.Ingest(ctx, first); err != nil || res.Accepted != len(first) {
+				t.Fatalf("first batch: %+v, %v", res, err)
+			}
+			failing.Store(true)
+			res, err := n.Ingest(ctx, second)
+			if !errors.Is(err, ErrPartFailed) || !strings.Contains(err.Error(), fmt.Sprintf("shard %d ", poisoned)) {
+				t.Fatalf("second batch while shard %d fails: %+v, %v; want ErrPartFailed naming the shard", poisoned, res, err)
+			}
+			var restarts int64
+			for _, a := range n.Actors() {
+				if a.Name == shardName(poisoned) {
+					restarts = a.Restarts
+				}
+			}
+			if restarts != maxPartFailures {
+				t.Errorf("shard %d restarted %d times, want %d", poisoned, restarts, maxPartFailures)
+			}
+			failing.Store(false)
+			// The retry applies the part given up; the rest are duplicates.
+			res, err = n.Ingest(ctx, second)
+			if err != nil || res.Accepted == 0 || res.Accepted+res.Duplicates != len(second) {
+				t.Fatalf("retry: %+v, %v; want the given-up part accepted, the rest duplicates", res, err)
+			}
+			rest := trades[4000:]
+			if res, err := n.Ingest(ctx, rest); err != nil || res.Accepted != len(rest) {
+				t.Fatalf("last batch: %+v, %v", res, err)
+			}
+			requireMatchesOffline(t, n, trades)
+		})
 	}
 }

@@ -217,6 +217,14 @@ type shardHandle struct {
 	// it succeeds), inflightLast whether it is the part's last.
 	inflightHi   int32
 	inflightLast bool
+	// inflightFailures counts the incarnations that failed while the
+	// part in flight was being applied; at maxPartFailures the part is
+	// given up (see abandon). abandoned is such a part whose remaining
+	// chunks are still to come: they are skipped, and its last one is
+	// answered with abandonErr.
+	inflightFailures int
+	abandoned        *shardPart
+	abandonErr       error
 	// deferredCheckpoints are checkpoint requests that arrived between two
 	// chunks of a part, answered once it is finished.
 	deferredCheckpoints []chan<- error
@@ -338,6 +346,9 @@ func (s *shard) Receive(ctx actor.Context) {
 		return
 	case *actor.Restarting:
 		h.restarts.Add(1)
+		if h.inflight != nil {
+			h.inflightFailures++
+		}
 		return
 	case *actor.Stopping, *actor.Stopped:
 		return
@@ -461,7 +472,12 @@ func (s *shard) start() {
 	}
 	h.delivered = len(h.log)
 	replayed := len(h.log)
-	if p := h.inflight; p != nil {
+	if p := h.inflight; p != nil && h.inflightFailures >= maxPartFailures {
+		s.abandon(p)
+	} else if p != nil {
+		if f := h.node.cfg.replayFault; f != nil && f(h.id) {
+			panic(fmt.Sprintf("shard %d: injected fault replaying a part", h.id))
+		}
 		// The part being applied: its trades up to the chunk that failed
 		// (the failed message is not delivered again) are applied again;
 		// if that was its last chunk, it is finished and answered, and its
@@ -475,6 +491,52 @@ func (s *shard) start() {
 		replayed++
 	}
 	h.node.log.Info("shard rebuilt after restart", "shard", h.id, "inputs_replayed", replayed, "took", time.Since(began))
+}
+
+// maxPartFailures is how many incarnations of a memory-only shard may fail
+// in a row applying one part before the shard gives the part up. Below the
+// supervisor's restart limit (maxRestarts), so a part that crashes the
+// shard every time fails its request instead of stopping the shard.
+const maxPartFailures = 3
+
+// abandon gives up the part in flight after it failed maxPartFailures
+// times in a row: a trade or a delivery (a Sink) that crashes the shard
+// whenever it is applied again. The shard's state stays as start rebuilt
+// it, from before the part, so none of the part's trades is applied, and
+// the request fails with ErrPartFailed and the last failure's reason.
+// Nothing acknowledged is lost, and the shard serves on: otherwise it
+// would exhaust its restart limit and stop, and every later request for
+// its symbols would wait forever.
+func (s *shard) abandon(p *shardPart) {
+	h := s.h
+	reason := "unknown"
+	if r := h.lastFailure.Load(); r != nil {
+		reason = *r
+	}
+	err := fmt.Errorf("%w: shard %d failed %d times applying it, last: %s", ErrPartFailed, h.id, h.inflightFailures, reason)
+	h.node.log.Error("shard gives up a part that fails every time it is applied", "shard", h.id,
+		"trades", p.len(), "failures", h.inflightFailures, "last_failure", reason)
+	h.inflight, h.inflightFailures = nil, 0
+	if h.inflightLast {
+		p.answer(partResult{shard: h.id, err: err})
+	} else {
+		// Its next chunks are in the mailbox: answer with the last one
+		// (the request is recycled once answered, and the chunk messages
+		// point into it).
+		h.abandoned, h.abandonErr = p, err
+	}
+	s.answerDeferredCheckpoints()
+}
+
+// answerDeferredCheckpoints takes the checkpoints asked for while a part
+// was in progress.
+func (s *shard) answerDeferredCheckpoints() {
+	h := s.h
+	for _, done := range h.deferredCheckpoints {
+		done <- s.checkpoint()
+	}
+	clear(h.deferredCheckpoints)
+	h.deferredCheckpoints = h.deferredCheckpoints[:0]
 }
 
 // applyPart applies one part, ticks the event clock and flushes (the
@@ -543,6 +605,13 @@ func (s *shard) applyIdx(p *shardPart, lo, hi int32, res *partResult) {
 func (s *shard) applyChunk(m *chunkPart) {
 	h := s.h
 	p := m.part
+	if p == h.abandoned {
+		if m.last {
+			h.abandoned = nil
+			p.answer(partResult{shard: h.id, err: h.abandonErr})
+		}
+		return
+	}
 	// Set before applying: if this fails, the restart applies the part up
 	// to here again (see start).
 	h.inflight, h.inflightHi, h.inflightLast = p, m.hi, m.last
@@ -583,14 +652,10 @@ func (s *shard) finishPart(p *shardPart) {
 	}
 	// Before the answer: after it the producer may reuse the trades.
 	s.keep(p)
-	h.inflight = nil
+	h.inflight, h.inflightFailures = nil, 0
 	h.delivered = len(h.log)
 	p.answer(p.res)
-	for _, done := range h.deferredCheckpoints {
-		done <- s.checkpoint()
-	}
-	clear(h.deferredCheckpoints)
-	h.deferredCheckpoints = h.deferredCheckpoints[:0]
+	s.answerDeferredCheckpoints()
 }
 
 // count records an outcome other than Applied.
@@ -614,7 +679,7 @@ func (s *shard) applyLive(p *shardPart) {
 		// stores its closed bars again.
 		panic(err)
 	}
-	h.inflight = nil
+	h.inflight, h.inflightFailures = nil, 0
 	p.answer(res)
 }
 

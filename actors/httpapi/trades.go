@@ -87,6 +87,14 @@ func (h *handler) postTrades(w http.ResponseWriter, r *http.Request) {
 	var res actors.IngestResult
 	if len(s.trades) > 0 {
 		res, err = h.node.Ingest(r.Context(), s.trades)
+		if errors.Is(err, actors.ErrPartFailed) {
+			// A shard crashes on these trades every time: retrying them
+			// unchanged would not help (500, no Retry-After). The other
+			// shards' trades were applied; a retry counts them as
+			// duplicates.
+			h.serverError(w, r, http.StatusInternalServerError, err)
+			return
+		}
 		if err != nil {
 			// ErrBusy, ErrClosed, storage unavailable (storage.ErrUnavailable:
 			// the WAL append failed), or the client gave up: all mean "not
