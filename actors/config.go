@@ -85,6 +85,10 @@ type Config struct {
 	// memory-only shard applies again the part it failed on; true: panic
 	// (a part that fails every time).
 	replayFault func(shard int) bool
+	// restartLimit is how many times an actor may restart within
+	// restartWindow before its supervisor stops it (0: maxRestarts).
+	// Tests lower it.
+	restartLimit int
 	// CheckpointInterval is how often shards checkpoint their state (in
 	// memory, or as a snapshot in the Store). Zero: 5 s.
 	CheckpointInterval time.Duration
@@ -116,6 +120,9 @@ func DefaultConfig() Config {
 func (c *Config) setDefaults() {
 	if c.chunkTrades == 0 {
 		c.chunkTrades = partitionChunk
+	}
+	if c.restartLimit == 0 {
+		c.restartLimit = maxRestarts
 	}
 	if len(c.Intervals) == 0 {
 		c.Intervals = messages.DefaultIntervals()

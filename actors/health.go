@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -53,12 +54,20 @@ func (n *Node) health(rep *HealthReport) {
 		return
 	}
 	for i, h := range n.shards {
-		rep.add(heartbeat(n.healthNames[i], h.pingSent.Load(), now))
+		c := heartbeat(n.healthNames[i], h.pingSent.Load(), now)
+		if h.stopped.Load() {
+			c.State, c.Detail = Failed, stoppedDetail(&h.lastFailure)
+		}
+		rep.add(c)
 	}
 	// A router partition runs on the same worker as its shards; a stuck
 	// partition stops ingest for all of them.
 	for w, ph := range n.partitions {
-		rep.add(heartbeat(n.healthNames[len(n.shards)+w], ph.pingSent.Load(), now))
+		c := heartbeat(n.healthNames[len(n.shards)+w], ph.pingSent.Load(), now)
+		if ph.stats != nil && ph.stats.stopped.Load() {
+			c.State, c.Detail = Failed, stoppedDetail(&ph.stats.lastFailure)
+		}
+		rep.add(c)
 	}
 }
 
@@ -77,6 +86,10 @@ func heartbeat(name string, sent, now int64) ComponentHealth {
 		}
 	}
 	return c
+}
+
+func stoppedDetail(last *atomic.Pointer[string]) string {
+	return "stopped after exceeding its restart limit; last failure: " + lastFailure(last)
 }
 
 // add records a component; the report's state is the worst one.

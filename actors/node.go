@@ -27,6 +27,13 @@ var (
 	ErrClosed = errors.New("actors: node closed")
 	// ErrUnknownInterval: the interval is not configured on this node.
 	ErrUnknownInterval = errors.New("actors: interval not configured")
+	// ErrActorStopped: a shard, a router partition or the router failed
+	// more often than its restart limit allows (10 times in 10 s) and was
+	// stopped. What it was asked will never be answered, so the node
+	// refuses ingest and queries with this error, and /healthz reports it
+	// failed: restart the node (a durable node recovers everything
+	// acknowledged from its WAL).
+	ErrActorStopped = errors.New("actors: an actor of the node exceeded its restart limit and stopped; restart the node")
 	// ErrPartFailed: a shard failed maxPartFailures times in a row
 	// applying its part of the request (a trade or a delivery that crashes
 	// it every time) and gave the part up. None of that part's trades was
@@ -85,10 +92,15 @@ type Node struct {
 	calls     chan *IngestCall // recycled calls, at most MailboxSize (see newCall)
 	gate      chan struct{}    // ingest back-pressure: one token per request in flight
 	halted    chan struct{}    // closed once the actor tree stopped: no shard answers any more
-	stop      context.CancelFunc
-	bg        sync.WaitGroup // background goroutines (checkpoints)
-	started   time.Time
-	recovery  RecoveryStats
+	// broken is closed, brokenErr set before, when an actor the node cannot
+	// do without was stopped by its supervisor (see ErrActorStopped).
+	broken     chan struct{}
+	brokenOnce sync.Once
+	brokenErr  error
+	stop       context.CancelFunc
+	bg         sync.WaitGroup // background goroutines (checkpoints)
+	started    time.Time
+	recovery   RecoveryStats
 }
 
 // Start builds and starts a node.
@@ -97,7 +109,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, started: time.Now(), halted: make(chan struct{}),
+	n := &Node{cfg: cfg, log: cfg.Logger, started: time.Now(), halted: make(chan struct{}), broken: make(chan struct{}),
 		gate: make(chan struct{}, cfg.MailboxSize), calls: make(chan *IngestCall, cfg.MailboxSize)}
 	n.coreConfig = aggregate.Config{
 		Intervals:       cfg.Intervals,
@@ -162,7 +174,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.tree = newTree()
 	ready := make(chan error, 1)
 	props := actor.PropsFromProducer(func() actor.Actor { return &guardian{n: n, ready: ready} },
-		actor.WithSupervisor(restartStrategy()))
+		actor.WithSupervisor(restartStrategy(cfg.restartLimit)))
 	n.root, err = n.system.Root.SpawnNamed(props, "klinecast")
 	if err != nil {
 		pool.Close()
@@ -177,6 +189,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		err = n.awaitRecovery(ctx)
 	}
 	if err != nil {
+		n.closed.Store(true) // stopping the actors is not a failure of theirs
 		n.system.Root.StopFuture(n.root).Wait()
 		close(n.halted)
 		pool.Close()
@@ -452,6 +465,10 @@ func (n *Node) IngestAsync(ctx context.Context, trades []messages.Trade) *Ingest
 	if len(trades) == 0 {
 		return c
 	}
+	if err := n.brokenCheck(); err != nil {
+		c.err = err
+		return c
+	}
 	if err := n.acquire(ctx); err != nil {
 		c.err = err
 		return c
@@ -490,6 +507,11 @@ func (c *IngestCall) Wait(ctx context.Context) (IngestResult, error) {
 		case r = <-c.replies:
 		case <-n.halted:
 			return IngestResult{}, ErrClosed // c is not recycled: shards may hold it
+		case <-n.broken:
+			// An actor that holds part of c will never answer: c is not
+			// recycled.
+			n.release()
+			return IngestResult{}, n.brokenErr
 		}
 		if r.summary {
 			summaries++
@@ -528,6 +550,9 @@ func (c *IngestCall) Wait(ctx context.Context) (IngestResult, error) {
 		case <-c.clock.done:
 		case <-n.halted:
 			return IngestResult{}, ErrClosed
+		case <-n.broken:
+			n.release()
+			return IngestResult{}, n.brokenErr
 		}
 	}
 	n.release()
@@ -540,6 +565,31 @@ func (c *IngestCall) Wait(ctx context.Context) (IngestResult, error) {
 	n.duplicates.Add(uint64(res.Duplicates))
 	n.rejected.Add(uint64(len(res.Rejected)))
 	return res, nil
+}
+
+// actorStopped records that an actor was stopped for good. Close stops
+// every actor: that is not a failure. Otherwise the actor exceeded its
+// restart limit and the node is broken (see ErrActorStopped).
+func (n *Node) actorStopped(name, lastFailure string) {
+	if n.closed.Load() {
+		return
+	}
+	n.brokenOnce.Do(func() {
+		n.brokenErr = fmt.Errorf("%w (%s, last failure: %s)", ErrActorStopped, name, lastFailure)
+		n.log.Error("an actor exceeded its restart limit and stopped: the node refuses ingest and queries until restarted",
+			"actor", name, "last_failure", lastFailure)
+		close(n.broken)
+	})
+}
+
+// brokenCheck returns the node's ErrActorStopped error, if it is broken.
+func (n *Node) brokenCheck() error {
+	select {
+	case <-n.broken:
+		return n.brokenErr
+	default:
+		return nil
+	}
 }
 
 // acquire takes an ingest token (one per request in flight), waiting at
@@ -643,6 +693,8 @@ func (n *Node) openBar(ctx context.Context, symbol string, iv messages.Interval)
 		return r.bar, r.ok, nil
 	case <-ctx.Done():
 		return messages.Kline{}, false, fmt.Errorf("actors: open bar of %s from shard %d: %w", symbol, h.id, ctx.Err())
+	case <-n.broken:
+		return messages.Kline{}, false, fmt.Errorf("actors: open bar of %s from shard %d: %w", symbol, h.id, n.brokenErr)
 	}
 }
 
@@ -662,6 +714,8 @@ func (n *Node) Symbols(ctx context.Context) ([]string, error) {
 			out = append(out, s...)
 		case <-ctx.Done():
 			return nil, fmt.Errorf("actors: symbols: %w", ctx.Err())
+		case <-n.broken:
+			return nil, fmt.Errorf("actors: symbols: %w", n.brokenErr)
 		}
 	}
 	slices.Sort(out)
@@ -714,6 +768,8 @@ func (n *Node) Checkpoint(ctx context.Context) error {
 			errs = append(errs, err)
 		case <-ctx.Done():
 			return fmt.Errorf("actors: checkpoint: %w", ctx.Err())
+		case <-n.broken:
+			return fmt.Errorf("actors: checkpoint: %w", n.brokenErr)
 		}
 	}
 	return errors.Join(errs...)

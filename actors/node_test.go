@@ -570,3 +570,62 @@ func TestNodeGivesUpAPartThatAlwaysFails(t *testing.T) {
 		})
 	}
 }
+
+// TestNodeShardStoppedByItsRestartLimit: a shard that fails more often than
+// its restart limit allows is stopped by its supervisor, and what was
+// queued for it will never be answered. The request waiting on it fails
+// with ErrActorStopped instead of waiting forever, later requests and
+// queries are refused with it, /healthz reports the shard failed with the
+// reason, and Close still finishes.
+func TestNodeShardStoppedByItsRestartLimit(t *testing.T) {
+	cfg := eventConfig()
+	cfg.restartLimit = 2
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	n, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trades := genTrades(t, 16, 3_000, 24*time.Hour, 12)
+	ctx := context.Background()
+	if res, err := n.Ingest(ctx, trades[:1000]); err != nil || res.Accepted != 1000 {
+		t.Fatalf("first batch: %+v, %v", res, err)
+	}
+	const victim = 5
+	// Three failures: two restarts, then the supervisor stops the shard.
+	// The request's part for it is queued behind them.
+	for range 3 {
+		if err := n.InjectShardPanic(victim, "restart-limit drill"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := n.Ingest(ctx, trades[1000:2000]); !errors.Is(err, ErrActorStopped) ||
+		!strings.Contains(err.Error(), shardName(victim)) || !strings.Contains(err.Error(), "restart-limit drill") {
+		t.Fatalf("request queued behind the stopped shard: %v; want ErrActorStopped naming %s and the reason", err, shardName(victim))
+	}
+	if _, err := n.Ingest(ctx, trades[2000:]); !errors.Is(err, ErrActorStopped) {
+		t.Errorf("a later request: %v; want ErrActorStopped", err)
+	}
+	if _, err := n.Symbols(ctx); !errors.Is(err, ErrActorStopped) {
+		t.Errorf("Symbols: %v; want ErrActorStopped", err)
+	}
+	rep := n.Health()
+	if rep.State != Failed {
+		t.Errorf("health %s, want failed", rep.State)
+	}
+	found := false
+	for _, c := range rep.Components {
+		if c.Name == shardName(victim) {
+			found = c.State == Failed && strings.Contains(c.Detail, "restart limit") && strings.Contains(c.Detail, "restart-limit drill")
+		} else if c.State != Healthy {
+			t.Errorf("%s: %s %s, want healthy", c.Name, c.State, c.Detail)
+		}
+	}
+	if !found {
+		t.Errorf("%s not reported failed with the reason: %+v", shardName(victim), rep.Components)
+	}
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := n.Close(cctx); !errors.Is(err, ErrActorStopped) {
+		t.Errorf("Close: %v; want it done, reporting the stopped shard's checkpoint failure", err)
+	}
+}

@@ -124,7 +124,11 @@ type partition struct{ h *partitionHandle }
 
 func (a *partition) Receive(ctx actor.Context) {
 	h := a.h
+	defer recordPanic(&h.stats.lastFailure)
 	switch m := ctx.Message().(type) {
+	case *actor.Stopping:
+		h.stats.stopping(h.node)
+		return
 	case *actor.Started:
 		// A restart lost the mailbox's step, if any: walk on.
 		h.stepPending = false

@@ -70,7 +70,11 @@ func (r *router) tickAll(now int64) {
 
 func (r *router) Receive(ctx actor.Context) {
 	n := r.n
+	defer recordPanic(&r.st.lastFailure)
 	switch m := ctx.Message().(type) {
+	case *actor.Stopping:
+		r.st.stopping(n)
+		return
 	case *IngestCall:
 		if r.sent == nil {
 			r.sent = make([]int64, len(n.shards))

@@ -245,6 +245,16 @@ type shardHandle struct {
 	restarts    atomic.Int64
 	lastFailure atomic.Pointer[string]
 	pingSent    atomic.Int64 // unix ms of the unanswered heartbeat, 0: none
+	stopped     atomic.Bool  // stopped for good by its supervisor (restart limit)
+}
+
+// lastFailure returns the recorded failure reason, or "unknown" (none
+// recorded).
+func lastFailure(p *atomic.Pointer[string]) string {
+	if r := p.Load(); r != nil {
+		return *r
+	}
+	return "unknown"
 }
 
 func (h *shardHandle) send(system *actor.ActorSystem, msg any) {
@@ -350,7 +360,13 @@ func (s *shard) Receive(ctx actor.Context) {
 			h.inflightFailures++
 		}
 		return
-	case *actor.Stopping, *actor.Stopped:
+	case *actor.Stopping:
+		if !h.node.closed.Load() {
+			h.stopped.Store(true)
+			h.node.actorStopped(shardName(h.id), lastFailure(&h.lastFailure))
+		}
+		return
+	case *actor.Stopped:
 		return
 	case *chunkPart:
 		if h.node.store == nil {
@@ -509,10 +525,7 @@ const maxPartFailures = 3
 // its symbols would wait forever.
 func (s *shard) abandon(p *shardPart) {
 	h := s.h
-	reason := "unknown"
-	if r := h.lastFailure.Load(); r != nil {
-		reason = *r
-	}
+	reason := lastFailure(&h.lastFailure)
 	err := fmt.Errorf("%w: shard %d failed %d times applying it, last: %s", ErrPartFailed, h.id, h.inflightFailures, reason)
 	h.node.log.Error("shard gives up a part that fails every time it is applied", "shard", h.id,
 		"trades", p.len(), "failures", h.inflightFailures, "last_failure", reason)

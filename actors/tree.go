@@ -17,8 +17,8 @@ const (
 	restartWindow = 10 * time.Second
 )
 
-func restartStrategy() actor.SupervisorStrategy {
-	return actor.NewOneForOneStrategy(maxRestarts, restartWindow, actor.DefaultDecider)
+func restartStrategy(limit int) actor.SupervisorStrategy {
+	return actor.NewOneForOneStrategy(limit, restartWindow, actor.DefaultDecider)
 }
 
 // ActorInfo describes one actor of the supervision tree (GET /api/v1/actors).
@@ -39,6 +39,27 @@ type actorStats struct {
 	enqueued           atomic.Uint64
 	processed          atomic.Uint64
 	restarts           atomic.Int64
+	lastFailure        atomic.Pointer[string]
+	stopped            atomic.Bool // stopped for good by its supervisor (restart limit)
+}
+
+// recordPanic, deferred by an actor's Receive, records the reason of a
+// panic in last and lets the panic go on to the supervisor.
+func recordPanic(last *atomic.Pointer[string]) {
+	if r := recover(); r != nil {
+		reason := fmt.Sprint(r)
+		last.Store(&reason)
+		panic(r)
+	}
+}
+
+// stopping handles an actor's *actor.Stopping: outside Close it means
+// the supervisor stopped it for good (see Node.actorStopped).
+func (st *actorStats) stopping(n *Node) {
+	if !n.closed.Load() {
+		st.stopped.Store(true)
+		n.actorStopped(st.name, lastFailure(&st.lastFailure))
+	}
 }
 
 // tree records the non-shard actors in spawn order.
@@ -68,7 +89,11 @@ func (n *Node) Actors() []ActorInfo {
 	for _, s := range stats {
 		p := s.processed.Load()
 		out = append(out, ActorInfo{Name: s.name, Parent: s.parent, Kind: s.kind,
-			MailboxDepth: max(0, int64(s.enqueued.Load())-int64(p)), Restarts: s.restarts.Load(), Processed: p})
+			MailboxDepth: max(0, int64(s.enqueued.Load())-int64(p)), Restarts: s.restarts.Load(), Processed: p,
+			LastFailure: lastFailure(&s.lastFailure)})
+		if out[len(out)-1].LastFailure == "unknown" {
+			out[len(out)-1].LastFailure = ""
+		}
 		if s.name == "shards" {
 			for _, h := range n.shards {
 				p := h.processed.Load()
@@ -105,7 +130,7 @@ func (g *guardian) Receive(ctx actor.Context) {
 	n.tree.add("klinecast", "", "guardian")
 	spawn := func(name, kind string, producer func(*actorStats) actor.Actor, opts ...actor.PropsOption) (*actor.PID, error) {
 		st := n.tree.add(name, "klinecast", kind)
-		opts = append(opts, actor.WithSupervisor(restartStrategy()))
+		opts = append(opts, actor.WithSupervisor(restartStrategy(n.cfg.restartLimit)))
 		pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return producer(st) }, opts...), name)
 		if err != nil {
 			return nil, fmt.Errorf("spawn %s: %w", name, err)
@@ -161,7 +186,7 @@ func (s *shardSupervisor) Receive(ctx actor.Context) {
 		props := actor.PropsFromProducer(func() actor.Actor { return &shard{h: h} },
 			actor.WithDispatcher(s.n.pool.Dispatcher(h.id)),
 			actor.WithMailbox(newShardMailbox), // allocation-free ingest
-			actor.WithSupervisor(restartStrategy()))
+			actor.WithSupervisor(restartStrategy(s.n.cfg.restartLimit)))
 		pid, err := ctx.SpawnNamed(props, shardName(h.id))
 		if err != nil {
 			s.signal(fmt.Errorf("spawn %s: %w", shardName(h.id), err))
@@ -182,7 +207,7 @@ func (s *shardSupervisor) Receive(ctx actor.Context) {
 		props := actor.PropsFromProducer(func() actor.Actor { return &partition{h: ph} },
 			actor.WithDispatcher(s.n.pool.Dispatcher(ph.worker)),
 			actor.WithMailbox(newPartitionMailbox),
-			actor.WithSupervisor(restartStrategy()))
+			actor.WithSupervisor(restartStrategy(s.n.cfg.restartLimit)))
 		pid, err := ctx.SpawnNamed(props, partitionName(ph.worker))
 		if err != nil {
 			s.signal(fmt.Errorf("spawn %s: %w", partitionName(ph.worker), err))
