@@ -685,6 +685,9 @@ func (n *Node) openBar(ctx context.Context, symbol string, iv messages.Interval)
 	if n.closed.Load() {
 		return messages.Kline{}, false, ErrClosed
 	}
+	if err := n.brokenCheck(); err != nil {
+		return messages.Kline{}, false, err
+	}
 	h := n.shards[shardOfFast(symbol, len(n.shards))]
 	reply := make(chan openBarReply, 1)
 	h.send(n.system, &openBarQuery{symbol: symbol, iv: iv, reply: reply})
@@ -702,6 +705,9 @@ func (n *Node) openBar(ctx context.Context, symbol string, iv messages.Interval)
 func (n *Node) Symbols(ctx context.Context) ([]string, error) {
 	if n.closed.Load() {
 		return nil, ErrClosed
+	}
+	if err := n.brokenCheck(); err != nil {
+		return nil, err
 	}
 	replies := make(chan []string, len(n.shards))
 	for _, h := range n.shards {

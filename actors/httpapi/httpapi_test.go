@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -294,6 +295,40 @@ func TestHTTPClosedNode(t *testing.T) {
 	requireJSONError(t, code, raw, http.StatusServiceUnavailable, "closed")
 	if code, raw := a.get(t, "/api/v3/klines?symbol=BTCUSDT&interval=1m"); code != http.StatusServiceUnavailable || !strings.Contains(string(raw), "-1001") {
 		t.Errorf("klines: %d %s", code, raw)
+	}
+}
+
+// TestHTTPStoppedShard: a shard stopped by its restart limit (11 panics;
+// the limit is 10 in 10 s) makes /healthz fail with the reason, and
+// ingest and queries answer 503 saying so instead of hanging.
+func TestHTTPStoppedShard(t *testing.T) {
+	a := startAPI(t, eventNodeConfig(), Config{})
+	trades := genTrades(t, 20, 400, time.Hour, 3)
+	if code, _, raw := a.postTrades(t, ndjson(trades[:200])); code != 200 {
+		t.Fatalf("ingest: %d %s", code, raw)
+	}
+	for range 11 {
+		if err := a.node.InjectShardPanic(1, "limit drill"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkFor(t, time.Minute, func() error {
+		code, raw := a.get(t, "/healthz")
+		if code != http.StatusServiceUnavailable || !strings.Contains(string(raw), "restart limit") || !strings.Contains(string(raw), "limit drill") {
+			return fmt.Errorf("healthz: %d %s", code, raw)
+		}
+		return nil
+	})
+	code, _, raw := a.postTrades(t, ndjson(trades[200:]))
+	requireJSONError(t, code, raw, http.StatusServiceUnavailable, "restart limit")
+	if code, raw := a.get(t, "/api/v3/klines?symbol="+trades[0].Symbol+"&interval=1m"); code != http.StatusServiceUnavailable || !strings.Contains(string(raw), "-1001") {
+		t.Errorf("klines: %d %s", code, raw)
+	}
+	// Close finishes, reporting the shard that could not checkpoint.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := a.node.Close(ctx); !errors.Is(err, actors.ErrActorStopped) {
+		t.Errorf("Close: %v, want ErrActorStopped", err)
 	}
 }
 

@@ -155,7 +155,7 @@ func (h *handler) klinesError(w http.ResponseWriter, r *http.Request, err error)
 	case errors.Is(err, actors.ErrUnknownInterval):
 		writeBinanceError(w, http.StatusBadRequest, codeInvalidInterval, "Invalid interval.")
 		return
-	case errors.Is(err, actors.ErrClosed), errors.Is(err, storage.ErrUnavailable), errors.Is(err, storage.ErrClosed):
+	case errors.Is(err, actors.ErrClosed), errors.Is(err, actors.ErrActorStopped), errors.Is(err, storage.ErrUnavailable), errors.Is(err, storage.ErrClosed):
 		writeBinanceError(w, http.StatusServiceUnavailable, codeDisconnected,
 			"Internal error; unable to process your request. Please try again.")
 	default:
