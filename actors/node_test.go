@@ -544,7 +544,7 @@ func TestNodeGivesUpAPartThatAlwaysFails(t *testing.T) {
 			}
 			failing.Store(true)
 			res, err := n.Ingest(ctx, second)
-			if !errors.Is(err, ErrPartFailed) || !strings.Contains(err.Error(), fmt.Sprintf("shard %d ", poisoned)) {
+			if !errors.Is(err, ErrPartFailed) || !strings.Contains(err.Error(), fmt.Sprintf("shard %d:", poisoned)) {
 				t.Fatalf("second batch while shard %d fails: %+v, %v; want ErrPartFailed naming the shard", poisoned, res, err)
 			}
 			var restarts int64
@@ -628,4 +628,42 @@ func TestNodeShardStoppedByItsRestartLimit(t *testing.T) {
 	if err := n.Close(cctx); !errors.Is(err, ErrActorStopped) {
 		t.Errorf("Close: %v; want it done, reporting the stopped shard's checkpoint failure", err)
 	}
+}
+
+// TestNodeFailuresBetweenChunksDoNotGiveUpAPart: only failures while the
+// part is being applied count against it. Three failures of the shard
+// between two chunks of one part (here injected panics) restart it three
+// times, and the part still completes: giving up is for parts that fail
+// themselves.
+func TestNodeFailuresBetweenChunksDoNotGiveUpAPart(t *testing.T) {
+	trades := genTrades(t, 16, 4_000, 24*time.Hour, 13)
+	cfg := eventConfig()
+	cfg.chunkTrades = 10 // a part of many chunks, handed out a few at a time
+	victim := shardOfFast(trades[0].Symbol, cfg.Shards)
+	var n *Node
+	var injected atomic.Bool
+	cfg.chunkFault = func(shard int, lo int32) bool {
+		if shard == victim && lo > 0 && injected.CompareAndSwap(false, true) {
+			for range maxPartFailures {
+				if err := n.InjectShardPanic(victim, "between chunks"); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+		return false
+	}
+	n = testNode(t, cfg)
+	res, err := n.Ingest(context.Background(), trades)
+	if err != nil || res.Accepted != len(trades) {
+		t.Fatalf("ingest: %+v, %v; want every trade accepted", res, err)
+	}
+	if !injected.Load() {
+		t.Fatalf("no panic injected: shard %d's part had one chunk", victim)
+	}
+	for _, a := range n.Actors() {
+		if a.Name == shardName(victim) && a.Restarts != maxPartFailures {
+			t.Errorf("%s restarted %d times, want %d", a.Name, a.Restarts, maxPartFailures)
+		}
+	}
+	requireMatchesOffline(t, n, trades)
 }

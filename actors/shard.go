@@ -217,11 +217,13 @@ type shardHandle struct {
 	// it succeeds), inflightLast whether it is the part's last.
 	inflightHi   int32
 	inflightLast bool
-	// inflightFailures counts the incarnations that failed while the
-	// part in flight was being applied; at maxPartFailures the part is
-	// given up (see abandon). abandoned is such a part whose remaining
-	// chunks are still to come: they are skipped, and its last one is
-	// answered with abandonErr.
+	// inflightFailures counts the incarnations that failed while applying
+	// the part in flight (applying: a chunk of it, or its replay, was
+	// being applied; other failures between two chunks do not count); at
+	// maxPartFailures the part is given up (see abandon). abandoned is
+	// such a part whose remaining chunks are still to come: they are
+	// skipped, and its last one is answered with abandonErr.
+	applying         bool
 	inflightFailures int
 	abandoned        *shardPart
 	abandonErr       error
@@ -356,8 +358,9 @@ func (s *shard) Receive(ctx actor.Context) {
 		return
 	case *actor.Restarting:
 		h.restarts.Add(1)
-		if h.inflight != nil {
+		if h.applying {
 			h.inflightFailures++
+			h.applying = false
 		}
 		return
 	case *actor.Stopping:
@@ -491,19 +494,21 @@ func (s *shard) start() {
 	if p := h.inflight; p != nil && h.inflightFailures >= maxPartFailures {
 		s.abandon(p)
 	} else if p != nil {
-		if f := h.node.cfg.replayFault; f != nil && f(h.id) {
-			panic(fmt.Sprintf("shard %d: injected fault replaying a part", h.id))
-		}
 		// The part being applied: its trades up to the chunk that failed
 		// (the failed message is not delivered again) are applied again;
 		// if that was its last chunk, it is finished and answered, and its
 		// gate token (still held) released. Otherwise its next chunks are
 		// in the mailbox.
+		h.applying = true
+		if f := h.node.cfg.replayFault; f != nil && f(h.id) {
+			panic(fmt.Sprintf("shard %d: injected fault replaying a part", h.id))
+		}
 		s.beginPart(p)
 		s.applyIdx(p, 0, h.inflightHi, &p.res)
 		if h.inflightLast {
 			s.finishPart(p)
 		}
+		h.applying = false
 		replayed++
 	}
 	h.node.log.Info("shard rebuilt after restart", "shard", h.id, "inputs_replayed", replayed, "took", time.Since(began))
@@ -526,7 +531,7 @@ const maxPartFailures = 3
 func (s *shard) abandon(p *shardPart) {
 	h := s.h
 	reason := lastFailure(&h.lastFailure)
-	err := fmt.Errorf("%w: shard %d failed %d times applying it, last: %s", ErrPartFailed, h.id, h.inflightFailures, reason)
+	err := fmt.Errorf("%w: it failed %d times, last: %s", ErrPartFailed, h.inflightFailures, reason)
 	h.node.log.Error("shard gives up a part that fails every time it is applied", "shard", h.id,
 		"trades", p.len(), "failures", h.inflightFailures, "last_failure", reason)
 	h.inflight, h.inflightFailures = nil, 0
@@ -627,7 +632,10 @@ func (s *shard) applyChunk(m *chunkPart) {
 	}
 	// Set before applying: if this fails, the restart applies the part up
 	// to here again (see start).
+	// applying stays set if this panics (no defer): the failure counts
+	// against the part.
 	h.inflight, h.inflightHi, h.inflightLast = p, m.hi, m.last
+	h.applying = true
 	if m.lo == 0 {
 		s.beginPart(p)
 	}
@@ -639,6 +647,7 @@ func (s *shard) applyChunk(m *chunkPart) {
 	if m.last {
 		s.finishPart(p)
 	}
+	h.applying = false
 }
 
 // beginPart starts a part's outcome and ticks to where it was routed (a
