@@ -89,10 +89,9 @@ func (n *Node) Actors() []ActorInfo {
 	for _, s := range stats {
 		p := s.processed.Load()
 		out = append(out, ActorInfo{Name: s.name, Parent: s.parent, Kind: s.kind,
-			MailboxDepth: max(0, int64(s.enqueued.Load())-int64(p)), Restarts: s.restarts.Load(), Processed: p,
-			LastFailure: lastFailure(&s.lastFailure)})
-		if out[len(out)-1].LastFailure == "unknown" {
-			out[len(out)-1].LastFailure = ""
+			MailboxDepth: max(0, int64(s.enqueued.Load())-int64(p)), Restarts: s.restarts.Load(), Processed: p})
+		if f := s.lastFailure.Load(); f != nil {
+			out[len(out)-1].LastFailure = *f
 		}
 		if s.name == "shards" {
 			for _, h := range n.shards {
