@@ -14,7 +14,7 @@
 //	│               router-0 … router-W, one router partition per worker
 //	├── clock       wall clock: ticks after each boundary of the smallest
 //	│               interval
-//	└── health      heartbeats every shard each second
+//	└── health      heartbeats every shard and partition each second
 //
 // # Ingest, durability, recovery
 //
@@ -37,6 +37,17 @@
 // (aggregate.Checkpoint) and an input log: after each part, a shard either
 // saves its core into the checkpoint or copies the part's trades into the
 // log, whichever copies less, and answers only then.
+//
+// # Failures
+//
+// Every actor restarts up to 10 times in 10 s (one-for-one). A shard that
+// fails while applying a part rebuilds and applies the part again; a
+// memory-only shard that fails 3 times in a row on the same part gives it
+// up instead (ErrPartFailed: none of the part applied, the request fails,
+// the shard serves on). An actor that still exceeds its limit is stopped
+// by its supervisor; then nothing it was asked will be answered, so the
+// node breaks visibly: waits and new requests fail with ErrActorStopped,
+// the health report names the actor and its last failure.
 //
 // # Concurrency
 //
