@@ -5,6 +5,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/klinecast/klinecast/messages"
 	"github.com/klinecast/klinecast/storage"
@@ -74,6 +75,11 @@ func (k storeKlines) Klines(symbol string, iv messages.Interval, start, end int6
 // header slab per 256 series (and a map entry beyond the first 256).
 // Corrections allocate nothing, nor do queries but for growing dst.
 //
+// Storing the next bar of a series is the hot path: the series is found
+// by its symbol string's identity (seriesCache) and its header holds the
+// last block and the last open time, so only the header is read; the bar
+// and the directory entry are written.
+//
 // Every block but the last of a series is full: the next bar goes to the
 // last block, or a new one; a correction replaces the bar in place; a bar
 // inserted before others shifts the later ones by one, through the
@@ -99,10 +105,34 @@ type memKlinePartition struct {
 	mu struct {
 		sync.RWMutex
 		series  map[seriesKey]*klineSeries
+		recent  seriesCache
 		bars    slab[storedBar]
 		dirs    slab[[]storedBar]
 		headers slab[klineSeries]
 	}
+}
+
+// seriesCache finds a series by the identity of its symbol string, before
+// the map: closed bars come with their core's own symbol string, the same
+// for every bar of the symbol, so a put need not read the symbol's bytes
+// to hash them nor walk the map's groups, both cache misses on a busy
+// node (where putting a bar cost ~1 µs, most of it waiting on memory). It
+// is direct-mapped; an entry holds its string, so that address cannot be
+// reused by another string meanwhile; a miss looks in the map and takes
+// the entry. Series headers never move, so an entry stays valid.
+type seriesCache [seriesCacheSize]seriesCacheEntry
+
+type seriesCacheEntry struct {
+	symbol string
+	iv     messages.Interval
+	s      *klineSeries
+}
+
+const seriesCacheSize = 256 // a power of two
+
+func (c *seriesCache) slot(symbol string, iv messages.Interval) *seriesCacheEntry {
+	h := (uint64(uintptr(unsafe.Pointer(unsafe.StringData(symbol)))) + uint64(iv)) * 0x9E3779B97F4A7C15
+	return &c[h>>(64-8)]
 }
 
 type seriesKey struct {
@@ -112,9 +142,21 @@ type seriesKey struct {
 
 // klineSeries holds the bars of a series in blocks, ascending open time:
 // blocks[i] has capacity blockCap(i), and all but the last are full.
-// There is at least one block, none empty.
+// There is at least one block, none empty. tail is the last block and
+// lastOpen its last bar's open time (so appending the next bar reads only
+// the header, not the directory and the block: see put); blocks and
+// tail are updated together.
 type klineSeries struct {
-	blocks [][]storedBar
+	blocks   [][]storedBar
+	tail     []storedBar
+	lastOpen int64
+}
+
+// syncTail sets tail and lastOpen from blocks after a change other than
+// an append.
+func (s *klineSeries) syncTail() {
+	s.tail = s.blocks[len(s.blocks)-1]
+	s.lastOpen = s.tail[len(s.tail)-1].OpenTime
 }
 
 // storedBar is a closed bar as the store keeps it: without its symbol and
@@ -197,62 +239,89 @@ func (s *memKlineStore) partition(symbol string) *memKlinePartition {
 }
 
 func (s *memKlineStore) PutKlines(ks []messages.Kline) error {
-	// A Delta's closed bars come in runs of one symbol: lock and look up
-	// once per run, not per bar.
+	// A Delta's closed bars come in runs of one symbol: look up once per
+	// run, not per bar. A shard's symbols share one partition when the
+	// node has as many shards as the store partitions (the default), so
+	// the lock is taken once per Delta, not per run: a lock's atomic
+	// instruction waits for every store before it to reach the cache, and
+	// the new bars' cache lines are cold, so a lock per run paid their
+	// misses one after another.
+	var locked *memKlinePartition
 	for i := 0; i < len(ks); {
 		sym := ks[i].Symbol
 		j := i + 1
 		for j < len(ks) && ks[j].Symbol == sym {
 			j++
 		}
-		s.partition(sym).put(ks[i:j])
+		if p := s.partition(sym); p != locked {
+			if locked != nil {
+				locked.mu.Unlock()
+			}
+			locked = p
+			p.mu.Lock()
+		}
+		locked.put(ks[i:j])
 		i = j
+	}
+	if locked != nil {
+		locked.mu.Unlock()
 	}
 	return nil
 }
 
-// put stores bars of one symbol.
+// put stores bars of one symbol. The caller holds p.mu.
 func (p *memKlinePartition) put(ks []messages.Kline) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	var iv messages.Interval
 	var s *klineSeries
 	for i := range ks {
 		k := &ks[i]
-		bar := toStoredBar(k)
 		if s == nil || k.Interval != iv {
 			iv = k.Interval
-			key := seriesKey{k.Symbol, iv}
-			if s = p.mu.series[key]; s == nil {
-				s = &p.mu.headers.take(1, headerSlab)[0]
-				p.mu.series[key] = s
-			}
+			s = p.series(k.Symbol, iv)
 		}
-		if n := len(s.blocks); n > 0 {
-			last := s.blocks[n-1]
-			if last[len(last)-1].OpenTime < k.OpenTime { // the common case: the next bar
-				if len(last) < cap(last) {
-					s.blocks[n-1] = append(last, bar)
-				} else {
-					p.appendBlock(s, &bar)
-				}
-				continue
+		if s.tail != nil && s.lastOpen < k.OpenTime { // the common case: the next bar
+			if len(s.tail) < cap(s.tail) {
+				s.tail = append(s.tail, toStoredBar(k))
+				s.blocks[len(s.blocks)-1] = s.tail
+			} else {
+				p.appendBlock(s, toStoredBar(k))
 			}
-		} else {
-			p.appendBlock(s, &bar)
+			s.lastOpen = k.OpenTime
+			continue
+		}
+		if s.tail == nil {
+			p.appendBlock(s, toStoredBar(k))
+			s.lastOpen = k.OpenTime
 			continue
 		}
 		b, i, found := s.search(k.OpenTime)
 		if found {
-			s.blocks[b][i] = bar // a late-trade correction
+			s.blocks[b][i] = toStoredBar(k) // a late-trade correction
 		} else {
-			p.insert(s, b, i, &bar)
+			p.insert(s, b, i, k)
 		}
+		s.syncTail()
 	}
 }
 
-// appendBlock adds a block to s holding k.
-func (p *memKlinePartition) appendBlock(s *klineSeries, k *storedBar) {
+// series returns the series of symbol and iv, creating it if needed.
+func (p *memKlinePartition) series(symbol string, iv messages.Interval) *klineSeries {
+	e := p.mu.recent.slot(symbol, iv)
+	if e.s != nil && e.iv == iv && unsafe.StringData(e.symbol) == unsafe.StringData(symbol) && len(e.symbol) == len(symbol) {
+		return e.s
+	}
+	key := seriesKey{symbol, iv}
+	s := p.mu.series[key]
+	if s == nil {
+		s = &p.mu.headers.take(1, headerSlab)[0]
+		p.mu.series[key] = s
+	}
+	*e = seriesCacheEntry{symbol: symbol, iv: iv, s: s}
+	return s
+}
+
+// appendBlock adds a block to s holding k, after its last bar.
+func (p *memKlinePartition) appendBlock(s *klineSeries, bar storedBar) {
 	n := len(s.blocks)
 	if n == cap(s.blocks) {
 		c := 2 * n
@@ -264,14 +333,15 @@ func (p *memKlinePartition) appendBlock(s *klineSeries, k *storedBar) {
 		s.blocks = blocks[:n]
 	}
 	b := p.mu.bars.take(blockCap(n), barSlab)[:1]
-	b[0] = *k
+	b[0] = bar
 	s.blocks = append(s.blocks, b)
+	s.tail = b
 }
 
 // insert puts k at bar i of block b, moving the bars after it by one:
 // the last bar of a full block becomes the first of the next one.
-func (p *memKlinePartition) insert(s *klineSeries, b, i int, k *storedBar) {
-	carry := *k
+func (p *memKlinePartition) insert(s *klineSeries, b, i int, k *messages.Kline) {
+	carry := toStoredBar(k)
 	for ; b < len(s.blocks); b, i = b+1, 0 {
 		blk := s.blocks[b]
 		if n := len(blk); n < cap(blk) { // the last block
@@ -286,7 +356,7 @@ func (p *memKlinePartition) insert(s *klineSeries, b, i int, k *storedBar) {
 		blk[i] = carry
 		carry = out
 	}
-	p.appendBlock(s, &carry)
+	p.appendBlock(s, carry)
 }
 
 // search finds the first bar with open time >= t: bar i of block b, with

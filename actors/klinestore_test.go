@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -206,6 +207,11 @@ func TestMemKlineStoreModel(t *testing.T) {
 				var ks []messages.Kline
 				for range rapid.IntRange(1, 3).Draw(t, "runs") {
 					sym := rapid.SampledFrom(syms).Draw(t, "sym")
+					if rapid.Bool().Draw(t, "copy") {
+						// Another string with the same bytes: the store
+						// finds series by string identity first.
+						sym = strings.Clone(sym)
+					}
 					for range rapid.IntRange(1, 40).Draw(t, "bars") {
 						ks = append(ks, genBar(t, sym))
 					}
