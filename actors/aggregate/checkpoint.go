@@ -108,6 +108,6 @@ func RestoreCheckpoint(cfg Config, cp *Checkpoint) (*Core, error) {
 	}
 	c.watermark, c.nextClose, c.nextPrune = cp.watermark, cp.nextClose, cp.nextPrune
 	c.stats = cp.stats
-	c.dirty.grow(len(c.syms))
+	c.sizeForSymbols()
 	return c, nil
 }

@@ -567,9 +567,7 @@ func (c *Core) addSymbol(sym string, t int64) int32 {
 		slot = int32(len(c.syms))
 		c.syms = append(c.syms, symbolState{})
 		c.bars = append(c.bars, make([]messages.Kline, c.n)...)
-		c.dirty.grow(len(c.syms))
-		c.order = reserve(c.order, len(c.syms))
-		c.fit(c.pending)
+		c.sizeForSymbols()
 	}
 	c.syms[slot] = symbolState{name: sym, lastAggID: -1, live: true}
 	base := int(slot) * c.n
@@ -644,6 +642,15 @@ func (c *Core) Ready() *Delta {
 		c.fit(c.pending)
 	}
 	return d
+}
+
+// sizeForSymbols sizes the buffers that grow with the symbols for
+// len(c.syms) of them: the dirty set, the flush order and the pending
+// Delta (see fit). Called when a slot is added and after a restore.
+func (c *Core) sizeForSymbols() {
+	c.dirty.grow(len(c.syms))
+	c.order = reserve(c.order, len(c.syms))
+	c.fit(c.pending)
 }
 
 // fit sizes d for a flush of every symbol: their open bars and one closed

@@ -104,7 +104,7 @@ func Restore(cfg Config, st State) (*Core, error) {
 			c.syms[slot].maxHi = max(c.syms[slot].maxHi, k.Volume.Hi)
 		}
 	}
-	c.dirty.grow(len(c.syms))
+	c.sizeForSymbols()
 	c.nextClose = math.MaxInt64
 	for i := range c.syms {
 		c.nextClose = min(c.nextClose, c.syms[i].minClose)
