@@ -89,6 +89,11 @@ type Config struct {
 	// restartWindow before its supervisor stops it (0: maxRestarts).
 	// Tests lower it.
 	restartLimit int
+	// partFailureLimit is how many incarnations of a memory-only shard
+	// may fail in a row applying one part before it gives the part up (0:
+	// maxPartFailures). Tests whose faults are transient but dense raise
+	// it, so a coincidence of faults cannot give a part up.
+	partFailureLimit int
 	// CheckpointInterval is how often shards checkpoint their state (in
 	// memory, or as a snapshot in the Store). Zero: 5 s.
 	CheckpointInterval time.Duration
@@ -123,6 +128,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.restartLimit == 0 {
 		c.restartLimit = maxRestarts
+	}
+	if c.partFailureLimit == 0 {
+		c.partFailureLimit = maxPartFailures
 	}
 	if len(c.Intervals) == 0 {
 		c.Intervals = messages.DefaultIntervals()

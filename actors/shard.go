@@ -220,7 +220,7 @@ type shardHandle struct {
 	// inflightFailures counts the incarnations that failed while applying
 	// the part in flight (applying: a chunk of it, or its replay, was
 	// being applied; other failures between two chunks do not count); at
-	// maxPartFailures the part is given up (see abandon). abandoned is
+	// Config.partFailureLimit the part is given up (see abandon). abandoned is
 	// such a part whose remaining chunks are still to come: they are
 	// skipped, and its last one is answered with abandonErr.
 	applying         bool
@@ -491,7 +491,7 @@ func (s *shard) start() {
 	}
 	h.delivered = len(h.log)
 	replayed := len(h.log)
-	if p := h.inflight; p != nil && h.inflightFailures >= maxPartFailures {
+	if p := h.inflight; p != nil && h.inflightFailures >= h.node.cfg.partFailureLimit {
 		s.abandon(p)
 	} else if p != nil {
 		// The part being applied: its trades up to the chunk that failed
