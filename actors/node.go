@@ -335,8 +335,12 @@ type IngestCall struct {
 	tickBefore int64
 
 	// replies: one summary per partition, one answer per touched shard;
-	// capacity: every shard and partition.
+	// capacity: every shard and partition. pending counts the replies
+	// still to come (see arrive); whoever sends the last one signals done,
+	// so Wait wakes once per request, not once per reply.
 	replies chan partResult
+	pending atomic.Int32
+	done    chan struct{}
 	clock   batchDone // event clock: the message that moves the watermark
 	maxTime int64     // the newest valid trade (from the summaries)
 	// Per partition w: routes[w] hands the request to it, touched[w] are
@@ -354,6 +358,21 @@ type IngestCall struct {
 	chunks     []chunkInfo
 	ready      [][]bool
 	classified atomic.Int32 // chunks claimed for classifying (by any partition)
+}
+
+// addPending counts a part handed to a shard, before it is sent: its
+// answer is one more reply to wait for.
+func (c *IngestCall) addPending() { c.pending.Add(1) }
+
+// arrive sends a reply (a partition's summary or a part's answer) and
+// counts it; the last one wakes Wait. The count cannot reach zero early:
+// a partition counts each part before sending it and its summary after
+// the last one, so until every summary arrived the count stays above zero.
+func (c *IngestCall) arrive(r partResult) {
+	c.replies <- r
+	if c.pending.Add(-1) == 0 {
+		c.done <- struct{}{}
+	}
 }
 
 // chunkBounds returns the trades of chunk k.
@@ -406,6 +425,7 @@ func (n *Node) newCall(trades []messages.Trade) *IngestCall {
 			sends: make([][]chunkPart, w), ready: make([][]bool, w)}
 		c.clock.done = make(chan struct{}, 1)
 		c.clock.call = c
+		c.done = make(chan struct{}, 1)
 		for sh := range c.parts {
 			c.parts[sh].call = c
 		}
@@ -475,6 +495,9 @@ func (n *Node) IngestAsync(ctx context.Context, trades []messages.Trade) *Ingest
 	}
 	c.now = n.cfg.Now().UnixMilli()
 	c.sizeChunks()
+	// Every partition's summary; the parts are added as the partitions
+	// hand them out (before the shards can answer them).
+	c.pending.Store(int32(len(c.routes)))
 	c.sent = true
 	n.system.Root.Send(n.router, c)
 	return c
@@ -500,19 +523,20 @@ func (c *IngestCall) Wait(ctx context.Context) (IngestResult, error) {
 	var err error
 	// Every partition sends a summary (the parts it sent, the trades it
 	// rejected); every part sent is answered.
+	select {
+	case <-c.done:
+	case <-n.halted:
+		return IngestResult{}, ErrClosed // c is not recycled: shards may hold it
+	case <-n.broken:
+		// An actor that holds part of c will never answer: c is not
+		// recycled.
+		n.release()
+		return IngestResult{}, n.brokenErr
+	}
+	// Every reply is in c.replies now (each was sent before it counted).
 	summaries, parts, answered := 0, 0, 0
 	for summaries < len(c.routes) || answered < parts {
-		var r partResult
-		select {
-		case r = <-c.replies:
-		case <-n.halted:
-			return IngestResult{}, ErrClosed // c is not recycled: shards may hold it
-		case <-n.broken:
-			// An actor that holds part of c will never answer: c is not
-			// recycled.
-			n.release()
-			return IngestResult{}, n.brokenErr
-		}
+		r := <-c.replies
 		if r.summary {
 			summaries++
 			parts += r.parts

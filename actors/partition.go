@@ -214,7 +214,7 @@ func (a *partition) walk() bool {
 		if h.pos == len(c.chunks) {
 			// The summary is the partition's last use of c: once the
 			// producer has every summary and answer it recycles c.
-			c.replies <- partResult{summary: true, parts: len(c.touched[w]), maxTime: h.maxTime, rejected: c.rejected[w]}
+			c.arrive(partResult{summary: true, parts: len(c.touched[w]), maxTime: h.maxTime, rejected: c.rejected[w]})
 			a.pop()
 		}
 		return true
@@ -333,6 +333,7 @@ func (a *partition) handOut(c *IngestCall, k int) {
 		if len(p.idx) == 0 {
 			p.seq, p.tickBefore = c.seq, c.tickBefore
 			c.touched[w] = append(c.touched[w], sh)
+			c.addPending()
 		}
 		from := int32(len(p.idx))
 		p.idx = append(p.idx, seg...)

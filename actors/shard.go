@@ -125,7 +125,7 @@ func (p *shardPart) answer(r partResult) {
 		return
 	}
 	p.answered = true
-	p.call.replies <- r
+	p.call.arrive(r)
 }
 
 // shardTick moves a shard's clock.
