@@ -243,13 +243,26 @@ func NewPinnedPool(cfg PinnedConfig) (*PinnedPool, error) {
 // locked one, so the narrowed mask is not inherited by new Ms.)
 func (w *pinnedWorker) loop(tryPin bool, pinErr *error, started func()) {
 	runtime.LockOSThread()
+	// On the way out the thread goes back to the runtime's pool, so a
+	// process that starts and stops nodes (tests, embedding, benchmarks)
+	// reuses its threads instead of the runtime starting new ones while a
+	// later node runs. A pinned thread goes back only with the mask it had
+	// (else any goroutine it ran later would be confined to one CPU); if
+	// that fails it stays locked and exits with this goroutine.
+	release := runtime.UnlockOSThread
 	if tryPin {
-		if err := pinnedPinThread(w.cpu); err != nil {
+		if restore, err := pinnedPinThread(w.cpu); err != nil {
 			*pinErr = fmt.Errorf("worker %d cpu %d: %w", w.index, w.cpu, err)
 		} else {
 			w.pinned.Store(true)
+			release = func() {
+				if restore() == nil {
+					runtime.UnlockOSThread()
+				}
+			}
 		}
 	}
+	defer release()
 	started()
 	defer close(w.done)
 

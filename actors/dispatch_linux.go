@@ -21,11 +21,18 @@ func pinnedAllowedCPUs() ([]int, error) {
 	return cpus, nil
 }
 
-// pinnedPinThread sets the calling OS thread's affinity to exactly cpu. The
+// pinnedPinThread sets the calling OS thread's affinity to exactly cpu and
+// returns a function that gives the thread its previous mask back. The
 // caller must hold runtime.LockOSThread. Typical errors: EPERM (seccomp,
 // a policy forbidding it) and EINVAL (cpu offline or outside the cpuset).
-func pinnedPinThread(cpu int) error {
-	var set unix.CPUSet
+func pinnedPinThread(cpu int) (restore func() error, err error) {
+	var prev, set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &prev); err != nil {
+		return nil, err
+	}
 	set.Set(cpu)
-	return unix.SchedSetaffinity(0, &set) // 0: the calling thread
+	if err := unix.SchedSetaffinity(0, &set); err != nil { // 0: the calling thread
+		return nil, err
+	}
+	return func() error { return unix.SchedSetaffinity(0, &prev) }, nil
 }

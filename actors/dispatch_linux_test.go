@@ -125,3 +125,38 @@ func TestDispatchShardThreadAndAffinity(t *testing.T) {
 		})
 	}
 }
+
+// TestPinnedPinThreadRestores pins a locked thread and restores it: the
+// thread must get exactly its previous mask back, since a worker hands its
+// thread back to the runtime on exit and any goroutine may run on it then.
+func TestPinnedPinThreadRestores(t *testing.T) {
+	if !dispatchAffinityPermitted() {
+		t.Skip("setting thread affinity is not permitted here")
+	}
+	allowed, err := pinnedAllowedCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // never unlocked: the thread exits with us
+		before := dispatchThreadCPUs(t)
+		cpu := allowed[len(allowed)-1]
+		restore, err := pinnedPinThread(cpu)
+		if err != nil {
+			t.Errorf("pinnedPinThread(%d): %v", cpu, err)
+			return
+		}
+		if got := dispatchThreadCPUs(t); !slices.Equal(got, []int{cpu}) {
+			t.Errorf("pinned mask %v, want [%d]", got, cpu)
+		}
+		if err := restore(); err != nil {
+			t.Errorf("restore: %v", err)
+		}
+		if got := dispatchThreadCPUs(t); !slices.Equal(got, before) {
+			t.Errorf("restored mask %v, want %v", got, before)
+		}
+	}()
+	<-done
+}

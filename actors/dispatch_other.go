@@ -9,4 +9,4 @@ import "errors"
 func pinnedAllowedCPUs() ([]int, error) { return nil, errors.ErrUnsupported }
 
 // pinnedPinThread is never called off Linux (pinnedAllowedCPUs fails first).
-func pinnedPinThread(int) error { return errors.ErrUnsupported }
+func pinnedPinThread(int) (func() error, error) { return nil, errors.ErrUnsupported }

@@ -34,7 +34,11 @@ router → shards on pinned workers → deltas), and prints the trade rates,
 the allocations per trade of the pipeline and the number of cores. Both
 first run --warmup trades untimed (creating the symbols, bar series and
 buffers, as on a node that has been running); the allocations of that
-warm-up are reported apart (warmup_allocs).
+warm-up are reported apart (warmup_allocs). Before the measured rounds,
+--warmup-rounds whole rounds run and are discarded: a process's first
+run builds the Go runtime's own caches (its thread pool, its cache of
+blocked-goroutine records, the type-switch caches of the actor library),
+once per process, as Go benchmarks discard their first run.
 
 recovery writes a WAL tail of generated trades (no snapshot) into a
 temporary data directory, then measures a node start that replays it, the
@@ -70,11 +74,15 @@ type benchOptions struct {
 	// memProfile, when set, is the file the pipeline run's allocation
 	// profile is written to.
 	memProfile string
+	// warmupRounds whole rounds run first and are discarded.
+	warmupRounds int
 }
 
 // writeAllocProfile writes the allocation profile so far to path, after
-// two GCs, which publish the latest allocations in it.
+// the GCs that publish the latest allocations in it (the runtime publishes
+// a cycle's allocations two cycles later).
 func writeAllocProfile(path string) error {
+	runtime.GC()
 	runtime.GC()
 	runtime.GC()
 	f, err := os.Create(path)
@@ -111,8 +119,10 @@ type PipelineResult struct {
 	Deltas       uint64 `json:"deltas"`
 	Dropped      int64  `json:"dropped"`
 	// Rounds is how many times each was run; the rates above are the best
-	// of them, the runs below every one.
+	// of them, the runs below every one. WarmupRounds more ran first and
+	// are in nothing above.
 	Rounds       int       `json:"rounds"`
+	WarmupRounds int       `json:"warmup_rounds"`
 	BareRuns     []float64 `json:"bare_runs"`
 	PipelineRuns []float64 `json:"pipeline_runs"`
 }
@@ -148,9 +158,10 @@ func runBenchPipeline(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.Uint64Var(&o.seed, "seed", 1, "generator seed")
 	fs.IntVar(&o.rounds, "rounds", 5, "runs of each (bare loop, pipeline), alternating; the best of each counts")
 	fs.Int64Var(&o.warmup, "warmup", 500_000, "trades to run through both, untimed, before the measured ones")
+	fs.IntVar(&o.warmupRounds, "warmup-rounds", 1, "whole rounds run first and discarded (the process's first run builds the runtime's caches)")
 	fs.DurationVar(&o.span, "span", time.Hour, "trade time the generated trades (warm-up and measured) cover")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the pipeline run to this file")
-	fs.StringVar(&o.memProfile, "memprofile", "", "write a profile of every allocation of the last pipeline run to this file, and of its warm-up to FILE.warmup")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write a profile of every allocation in the measured part of the last pipeline run to this file")
 	lvl := logFlag(fs)
 	if _, err := parseFlags(fs, args, stdout); err != nil {
 		return err
@@ -162,8 +173,17 @@ func runBenchPipeline(ctx context.Context, args []string, stdout, stderr io.Writ
 	if o.trades < 1 || o.symbols < 1 || o.batch < 1 || o.producers < 1 {
 		return usageErrorf("bench: --trades, --symbols, --batch and --producers must be ≥ 1")
 	}
-	if o.warmup < 0 {
-		return usageErrorf("bench: --warmup must be ≥ 0")
+	if o.warmup < 0 || o.warmupRounds < 0 {
+		return usageErrorf("bench: --warmup and --warmup-rounds must be ≥ 0")
+	}
+	if o.memProfile != "" {
+		// Record no allocation but those of the measured part of the
+		// profiled run (benchPipelineRun turns recording on for it
+		// alone): the profile is then exactly that part, with no
+		// subtraction and no GC in between to disturb the runtime's
+		// caches.
+		defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
+		runtime.MemProfileRate = 0
 	}
 	log := newLogger(stderr, *lvl)
 	if *cpuProfile != "" {
@@ -203,7 +223,20 @@ func benchPipeline(ctx context.Context, o benchOptions, log *slog.Logger) (Pipel
 		all = append(all, t)
 	}
 	warm, trades := all[:min(int(o.warmup), len(all))], all[min(int(o.warmup), len(all)):]
-	res := PipelineResult{Trades: int64(len(trades)), WarmupTrades: int64(len(warm)), Symbols: o.symbols, Intervals: len(o.intervals), Rounds: max(o.rounds, 1)}
+	res := PipelineResult{Trades: int64(len(trades)), WarmupTrades: int64(len(warm)), Symbols: o.symbols, Intervals: len(o.intervals),
+		Rounds: max(o.rounds, 1), WarmupRounds: o.warmupRounds}
+	for round := range res.WarmupRounds {
+		bare, err := benchBareLoop(warm, trades, o)
+		if err != nil {
+			return res, err
+		}
+		run, err := benchPipelineRun(ctx, warm, trades, o, log, false)
+		if err != nil {
+			return res, err
+		}
+		log.Info("warm-up round done (discarded)", "round", round+1, "bare_trades_per_sec", int64(bare),
+			"pipeline_trades_per_sec", int64(run.rate), "allocs", run.mallocs)
+	}
 	for round := range res.Rounds {
 		bare, err := benchBareLoop(warm, trades, o)
 		if err != nil {
@@ -296,13 +329,6 @@ func benchPipelineRun(ctx context.Context, warm, trades []messages.Trade, o benc
 	// overlaps with the shards' work and per-symbol order holds. A ring:
 	// the measurement allocates nothing itself.
 	inflight := make([]*actors.IngestCall, o.producers)
-	if profile && o.memProfile != "" {
-		// Every allocation from here on, by call site; the profile
-		// written at the end is of the measured part alone (the
-		// allocations before it are subtracted).
-		runtime.MemProfileRate = 1
-		defer func() { runtime.MemProfileRate = 512 * 1024 }()
-	}
 	var start0, warmed, before, after runtime.MemStats
 	runtime.ReadMemStats(&start0)
 	accepted, err := ingestRequests(ctx, node, warm, o.batch, inflight)
@@ -311,13 +337,7 @@ func benchPipelineRun(ctx context.Context, warm, trades []messages.Trade, o benc
 	}
 	runtime.ReadMemStats(&warmed)
 	run.warmupAllocs = warmed.Mallocs - start0.Mallocs
-	if profile && o.memProfile != "" {
-		// pprof profiles are cumulative: the measured part is the
-		// difference (go tool pprof -diff_base FILE.warmup BIN FILE).
-		if err := writeAllocProfile(o.memProfile + ".warmup"); err != nil {
-			return run, err
-		}
-	}
+	memProfile := profile && o.memProfile != ""
 	if profile && o.profile != nil {
 		if err := pprof.StartCPUProfile(o.profile); err != nil {
 			return run, err
@@ -330,12 +350,18 @@ func benchPipelineRun(ctx context.Context, warm, trades []messages.Trade, o benc
 	// comes before the warm-up instead.)
 	workers0, cpu0 := node.WorkerStats(), processCPU()
 	runtime.ReadMemStats(&before)
+	if memProfile {
+		runtime.MemProfileRate = 1 // every allocation, until the end of the part
+	}
 	start := time.Now()
 	n, err := ingestRequests(ctx, node, trades, o.batch, inflight)
 	if err != nil {
 		return run, err
 	}
 	elapsed := time.Since(start)
+	if memProfile {
+		runtime.MemProfileRate = 0
+	}
 	runtime.ReadMemStats(&after)
 	accepted += n
 	run.cpu = (processCPU() - cpu0).Seconds() / elapsed.Seconds()
@@ -345,7 +371,7 @@ func benchPipelineRun(ctx context.Context, warm, trades []messages.Trade, o benc
 	run.rate = float64(len(trades)) / elapsed.Seconds()
 	run.mallocs = after.Mallocs - before.Mallocs
 	run.allocs = float64(run.mallocs) / float64(len(trades))
-	if profile && o.memProfile != "" {
+	if memProfile {
 		if err := writeAllocProfile(o.memProfile); err != nil {
 			return run, err
 		}

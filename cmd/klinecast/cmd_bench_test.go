@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -13,8 +15,10 @@ import (
 // allocation counts depend on the machine and are not asserted here.)
 func TestBenchPipelineJSON(t *testing.T) {
 	var stdout, stderr bytes.Buffer
+	profile := filepath.Join(t.TempDir(), "mem.prof")
 	args := []string{"bench", "pipeline", "--json", "--trades", "30000", "--warmup", "6000", "--symbols", "25",
-		"--batch", "1000", "--rounds", "2", "--shards", "8", "--intervals", "1m,5m,1h", "--log-level", "error"}
+		"--batch", "1000", "--rounds", "2", "--warmup-rounds", "1", "--shards", "8", "--intervals", "1m,5m,1h", "--log-level", "error",
+		"--memprofile", profile}
 	if code := run(context.Background(), args, &stdout, &stderr); code != exitOK {
 		t.Fatalf("exit %d\nstderr: %s", code, stderr.String())
 	}
@@ -29,8 +33,12 @@ func TestBenchPipelineJSON(t *testing.T) {
 	if res.Dropped != 0 {
 		t.Errorf("%d trades not accepted", res.Dropped)
 	}
-	if res.Rounds != 2 || len(res.BareRuns) != 2 || len(res.PipelineRuns) != 2 {
-		t.Errorf("rounds %d, bare runs %v, pipeline runs %v; want 2 of each", res.Rounds, res.BareRuns, res.PipelineRuns)
+	if res.Rounds != 2 || res.WarmupRounds != 1 || len(res.BareRuns) != 2 || len(res.PipelineRuns) != 2 {
+		t.Errorf("rounds %d (warm-up %d), bare runs %v, pipeline runs %v; want 2 of each after 1 discarded",
+			res.Rounds, res.WarmupRounds, res.BareRuns, res.PipelineRuns)
+	}
+	if fi, err := os.Stat(profile); err != nil || fi.Size() == 0 {
+		t.Errorf("--memprofile: %v, %v", fi, err)
 	}
 	if res.BareLoopTradesPerSec <= 0 || res.PipelineTradesPerSec <= 0 || res.Cores < 1 || res.Deltas == 0 {
 		t.Errorf("bare %v/s, pipeline %v/s, cores %d, deltas %d: want all positive",
