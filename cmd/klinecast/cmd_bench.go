@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -118,13 +119,16 @@ type PipelineResult struct {
 	Intervals    int    `json:"intervals"`
 	Deltas       uint64 `json:"deltas"`
 	Dropped      int64  `json:"dropped"`
-	// Rounds is how many times each was run; the rates above are the best
-	// of them, the runs below every one. WarmupRounds more ran first and
-	// are in nothing above.
+	// Rounds is how many times each was run; the rates above are the
+	// medians of them, the runs below every one. WarmupRounds more ran
+	// first and are in nothing here. BestRatio is the ratio of the best
+	// pipeline run to the best bare run; RoundRatios each round's.
 	Rounds       int       `json:"rounds"`
 	WarmupRounds int       `json:"warmup_rounds"`
 	BareRuns     []float64 `json:"bare_runs"`
 	PipelineRuns []float64 `json:"pipeline_runs"`
+	BestRatio    float64   `json:"best_ratio"`
+	RoundRatios  []float64 `json:"round_ratios"`
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -156,7 +160,7 @@ func runBenchPipeline(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.IntVar(&o.cores, "cores", 0, "pinned workers (0 = all CPUs)")
 	fs.BoolVar(&o.json, "json", false, "print one JSON line")
 	fs.Uint64Var(&o.seed, "seed", 1, "generator seed")
-	fs.IntVar(&o.rounds, "rounds", 5, "runs of each (bare loop, pipeline), alternating; the best of each counts")
+	fs.IntVar(&o.rounds, "rounds", 7, "runs of each (bare loop, pipeline), alternating; the median of each counts")
 	fs.Int64Var(&o.warmup, "warmup", 500_000, "trades to run through both, untimed, before the measured ones")
 	fs.IntVar(&o.warmupRounds, "warmup-rounds", 1, "whole rounds run first and discarded (the process's first run builds the runtime's caches)")
 	fs.DurationVar(&o.span, "span", time.Hour, "trade time the generated trades (warm-up and measured) cover")
@@ -201,16 +205,22 @@ func runBenchPipeline(ctx context.Context, args []string, stdout, stderr io.Writ
 	if o.json {
 		return json.NewEncoder(stdout).Encode(res)
 	}
-	fmt.Fprintf(stdout, "bare loop:  %12.0f trades/s (1 goroutine)\npipeline:   %12.0f trades/s (%d cores)\nratio:      %12.2f\nallocs:     %12d (%.2g per trade; warm-up: %d)\n",
-		res.BareLoopTradesPerSec, res.PipelineTradesPerSec, res.Cores, res.Ratio, res.Allocs, res.AllocsPerTrade, res.WarmupAllocs)
+	fmt.Fprintf(stdout, "bare loop:  %12.0f trades/s (1 goroutine, median of %d)\npipeline:   %12.0f trades/s (%d cores, median of %d)\nratio:      %12.2f (of the best runs: %.2f)\nallocs:     %12d (%.2g per trade; warm-up: %d)\n",
+		res.BareLoopTradesPerSec, res.Rounds, res.PipelineTradesPerSec, res.Cores, res.Rounds, res.Ratio, res.BestRatio, res.Allocs, res.AllocsPerTrade, res.WarmupAllocs)
 	return nil
 }
 
 // benchPipeline generates the trades once, then runs the bare core and the
 // actor pipeline over them, alternating, o.rounds times each, and reports
-// the best rate of each (interference from the rest of the machine only
-// ever slows a run down) and the pipeline's allocations per trade (the
+// the median rate of each and the pipeline's allocations per trade (the
 // largest of its rounds).
+//
+// Medians, as benchstat reports them, rather than the best run of each:
+// this machine's speed drifts by ±20% between runs seconds apart, and the
+// best of several runs favours the bare loop, which needs one quiet core,
+// over the pipeline, which needs two at once. The ratio of the best runs
+// and the ratio of each round (a bare run and a pipeline run back to back)
+// are reported too.
 func benchPipeline(ctx context.Context, o benchOptions, log *slog.Logger) (PipelineResult, error) {
 	log.Info("generating trades", "warmup", o.warmup, "trades", o.trades, "symbols", o.symbols)
 	g, err := gen.New(gen.Config{Symbols: gen.Symbols(o.symbols), Trades: o.warmup + o.trades, Seed: o.seed, Span: o.span})
@@ -250,8 +260,6 @@ func benchPipeline(ctx context.Context, o benchOptions, log *slog.Logger) (Pipel
 		log.Info("round done", "round", round+1, "bare_trades_per_sec", int64(bare), "pipeline_trades_per_sec", int64(run.rate),
 			"allocs", run.mallocs, "warmup_allocs", run.warmupAllocs, "cpus_busy", fmt.Sprintf("%.2f", run.cpu),
 			"workers_busy", fmt.Sprintf("%.2f", run.workersBusy))
-		res.BareLoopTradesPerSec = max(res.BareLoopTradesPerSec, bare)
-		res.PipelineTradesPerSec = max(res.PipelineTradesPerSec, run.rate)
 		res.AllocsPerTrade = max(res.AllocsPerTrade, run.allocs)
 		res.Allocs = max(res.Allocs, run.mallocs)
 		res.WarmupAllocs = max(res.WarmupAllocs, run.warmupAllocs)
@@ -259,9 +267,25 @@ func benchPipeline(ctx context.Context, o benchOptions, log *slog.Logger) (Pipel
 		res.Dropped = max(res.Dropped, run.dropped)
 		res.BareRuns = append(res.BareRuns, bare)
 		res.PipelineRuns = append(res.PipelineRuns, run.rate)
+		res.RoundRatios = append(res.RoundRatios, run.rate/bare)
 	}
+	res.BareLoopTradesPerSec, res.PipelineTradesPerSec = median(res.BareRuns), median(res.PipelineRuns)
+	res.BestRatio = slices.Max(res.PipelineRuns) / slices.Max(res.BareRuns)
 	res.Ratio = res.PipelineTradesPerSec / res.BareLoopTradesPerSec
 	return res, nil
+}
+
+// median returns the median of xs (the mean of the middle two if their
+// number is even); xs is not modified.
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // benchBareLoop runs one core on this goroutine over warm, untimed, then

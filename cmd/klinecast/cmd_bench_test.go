@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -49,5 +50,38 @@ func TestBenchPipelineJSON(t *testing.T) {
 	}
 	if got := res.PipelineTradesPerSec / res.BareLoopTradesPerSec; got != res.Ratio {
 		t.Errorf("ratio %v, want pipeline/bare = %v", res.Ratio, got)
+	}
+	if res.BareLoopTradesPerSec != median(res.BareRuns) || res.PipelineTradesPerSec != median(res.PipelineRuns) {
+		t.Errorf("rates %v, %v: want the medians of the runs %v, %v",
+			res.BareLoopTradesPerSec, res.PipelineTradesPerSec, res.BareRuns, res.PipelineRuns)
+	}
+	if len(res.RoundRatios) != 2 || res.RoundRatios[1] != res.PipelineRuns[1]/res.BareRuns[1] {
+		t.Errorf("round ratios %v for runs %v, %v", res.RoundRatios, res.BareRuns, res.PipelineRuns)
+	}
+	if want := max(res.PipelineRuns[0], res.PipelineRuns[1]) / max(res.BareRuns[0], res.BareRuns[1]); res.BestRatio != want {
+		t.Errorf("best ratio %v, want %v", res.BestRatio, want)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	tests := []struct {
+		in   []float64
+		want float64
+	}{
+		{nil, 0},
+		{[]float64{3}, 3},
+		{[]float64{5, 1}, 3},
+		{[]float64{9, 1, 5}, 5},
+		{[]float64{4, 1, 3, 2}, 2.5},
+		{[]float64{2, 2, 7, 1, 2}, 2},
+	}
+	for _, tc := range tests {
+		in := slices.Clone(tc.in)
+		if got := median(in); got != tc.want {
+			t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+		if !slices.Equal(in, tc.in) {
+			t.Errorf("median reordered its input: %v, was %v", in, tc.in)
+		}
 	}
 }
