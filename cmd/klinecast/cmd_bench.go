@@ -164,8 +164,8 @@ func runBenchPipeline(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.Int64Var(&o.warmup, "warmup", 500_000, "trades to run through both, untimed, before the measured ones")
 	fs.IntVar(&o.warmupRounds, "warmup-rounds", 1, "whole rounds run first and discarded (the process's first run builds the runtime's caches)")
 	fs.DurationVar(&o.span, "span", time.Hour, "trade time the generated trades (warm-up and measured) cover")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the pipeline run to this file")
-	fs.StringVar(&o.memProfile, "memprofile", "", "write a profile of every allocation in the measured part of the last pipeline run to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the last pipeline run's measured part to this file")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write a profile of every allocation in the measured parts of the pipeline runs (the rounds, not the warm-up) to this file")
 	lvl := logFlag(fs)
 	if _, err := parseFlags(fs, args, stdout); err != nil {
 		return err
@@ -240,7 +240,7 @@ func benchPipeline(ctx context.Context, o benchOptions, log *slog.Logger) (Pipel
 		if err != nil {
 			return res, err
 		}
-		run, err := benchPipelineRun(ctx, warm, trades, o, log, false)
+		run, err := benchPipelineRun(ctx, warm, trades, o, log, false, true)
 		if err != nil {
 			return res, err
 		}
@@ -253,7 +253,7 @@ func benchPipeline(ctx context.Context, o benchOptions, log *slog.Logger) (Pipel
 			return res, err
 		}
 		last := round == res.Rounds-1
-		run, err := benchPipelineRun(ctx, warm, trades, o, log, last)
+		run, err := benchPipelineRun(ctx, warm, trades, o, log, last, false)
 		if err != nil {
 			return res, err
 		}
@@ -327,9 +327,10 @@ type pipelineRun struct {
 
 // benchPipelineRun ingests warm, then trades (measured), into a new
 // memory-only node with the event clock (results depend only on the
-// input); the sink counts deltas. profile: write the requested profiles of
-// the measured part of this run.
-func benchPipelineRun(ctx context.Context, warm, trades []messages.Trade, o benchOptions, log *slog.Logger, profile bool) (pipelineRun, error) {
+// input); the sink counts deltas. The measured part's allocations are
+// recorded for --memprofile unless discard (a warm-up round); last: the
+// last run, which writes the profiles (the CPU profile is of it alone).
+func benchPipelineRun(ctx context.Context, warm, trades []messages.Trade, o benchOptions, log *slog.Logger, last, discard bool) (pipelineRun, error) {
 	var run pipelineRun
 	var deltas atomic.Uint64
 	runtime.GC() // the previous runs' garbage
@@ -361,8 +362,10 @@ func benchPipelineRun(ctx context.Context, warm, trades []messages.Trade, o benc
 	}
 	runtime.ReadMemStats(&warmed)
 	run.warmupAllocs = warmed.Mallocs - start0.Mallocs
-	memProfile := profile && o.memProfile != ""
-	if profile && o.profile != nil {
+	// Every measured round is recorded (their allocations are what the
+	// result counts); the profile is written after the last.
+	memProfile := o.memProfile != "" && !discard
+	if last && o.profile != nil {
 		if err := pprof.StartCPUProfile(o.profile); err != nil {
 			return run, err
 		}
@@ -395,7 +398,7 @@ func benchPipelineRun(ctx context.Context, warm, trades []messages.Trade, o benc
 	run.rate = float64(len(trades)) / elapsed.Seconds()
 	run.mallocs = after.Mallocs - before.Mallocs
 	run.allocs = float64(run.mallocs) / float64(len(trades))
-	if memProfile {
+	if memProfile && last {
 		if err := writeAllocProfile(o.memProfile); err != nil {
 			return run, err
 		}
