@@ -77,8 +77,6 @@ type benchOptions struct {
 	memProfile string
 	// warmupRounds whole rounds run first and are discarded.
 	warmupRounds int
-	// warmupBatch is the pipeline warm-up's request size.
-	warmupBatch int
 }
 
 // writeAllocProfile writes the allocation profile so far to path, after
@@ -163,8 +161,7 @@ func runBenchPipeline(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.BoolVar(&o.json, "json", false, "print one JSON line")
 	fs.Uint64Var(&o.seed, "seed", 1, "generator seed")
 	fs.IntVar(&o.rounds, "rounds", 7, "runs of each (bare loop, pipeline), alternating; the median of each counts")
-	fs.Int64Var(&o.warmup, "warmup", 1_000_000, "trades to run through both, untimed, before the measured ones")
-	fs.IntVar(&o.warmupBatch, "warmup-batch", 100, "trades per ingest request in the first half of the pipeline's warm-up (many requests, as a node that has been running has served)")
+	fs.Int64Var(&o.warmup, "warmup", 500_000, "trades to run through both, untimed, before the measured ones")
 	fs.IntVar(&o.warmupRounds, "warmup-rounds", 1, "whole rounds run first and discarded (the process's first run builds the runtime's caches)")
 	fs.DurationVar(&o.span, "span", time.Hour, "trade time the generated trades (warm-up and measured) cover")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the last pipeline run's measured part to this file")
@@ -177,8 +174,8 @@ func runBenchPipeline(ctx context.Context, args []string, stdout, stderr io.Writ
 	if o.intervals, err = messages.ParseIntervals(*ivs); err != nil {
 		return usageErrorf("bench: --intervals: %v", err)
 	}
-	if o.trades < 1 || o.symbols < 1 || o.batch < 1 || o.warmupBatch < 1 || o.producers < 1 {
-		return usageErrorf("bench: --trades, --symbols, --batch, --warmup-batch and --inflight must be ≥ 1")
+	if o.trades < 1 || o.symbols < 1 || o.batch < 1 || o.producers < 1 {
+		return usageErrorf("bench: --trades, --symbols, --batch and --producers must be ≥ 1")
 	}
 	if o.warmup < 0 || o.warmupRounds < 0 {
 		return usageErrorf("bench: --warmup and --warmup-rounds must be ≥ 0")
@@ -359,18 +356,7 @@ func benchPipelineRun(ctx context.Context, warm, trades []messages.Trade, o benc
 	inflight := make([]*actors.IngestCall, o.producers)
 	var start0, warmed, before, after runtime.MemStats
 	runtime.ReadMemStats(&start0)
-	// The first half in many small requests: a node that has been
-	// running has served many, and the Go runtime caches the message
-	// types of a request (in the actor library's type switch) only after
-	// ~1,000 of each on average. The second half in requests of the
-	// measured size, which size the recycled requests' buffers.
-	half := len(warm) / 2
-	accepted, err := ingestRequests(ctx, node, warm[:half], o.warmupBatch, inflight)
-	if err != nil {
-		return run, err
-	}
-	n, err := ingestRequests(ctx, node, warm[half:], o.batch, inflight)
-	accepted += n
+	accepted, err := ingestRequests(ctx, node, warm, o.batch, inflight)
 	if err != nil {
 		return run, err
 	}
@@ -395,7 +381,7 @@ func benchPipelineRun(ctx context.Context, warm, trades []messages.Trade, o benc
 		runtime.MemProfileRate = 1 // every allocation, until the end of the part
 	}
 	start := time.Now()
-	n, err = ingestRequests(ctx, node, trades, o.batch, inflight)
+	n, err := ingestRequests(ctx, node, trades, o.batch, inflight)
 	if err != nil {
 		return run, err
 	}
