@@ -31,8 +31,9 @@ Usage: klinecast bench pipeline|recovery|ingest [flags]
 
 pipeline measures, in one run and on the same generated trades, the bare
 aggregation core on one goroutine and the whole actor pipeline (ingest
-router → shards on pinned workers → deltas), and prints the trade rates,
-the allocations per trade of the pipeline and the number of cores. Both
+router → shards on pinned workers → deltas), and prints the trade rates
+(the medians of --rounds runs of each), the allocations per trade of the
+pipeline and the number of cores. Both
 first run --warmup trades untimed (creating the symbols, bar series and
 buffers, as on a node that has been running); the allocations of that
 warm-up are reported apart (warmup_allocs). Before the measured rounds,
@@ -175,17 +176,16 @@ func runBenchPipeline(ctx context.Context, args []string, stdout, stderr io.Writ
 		return usageErrorf("bench: --intervals: %v", err)
 	}
 	if o.trades < 1 || o.symbols < 1 || o.batch < 1 || o.producers < 1 {
-		return usageErrorf("bench: --trades, --symbols, --batch and --producers must be ≥ 1")
+		return usageErrorf("bench: --trades, --symbols, --batch and --inflight must be ≥ 1")
 	}
 	if o.warmup < 0 || o.warmupRounds < 0 {
 		return usageErrorf("bench: --warmup and --warmup-rounds must be ≥ 0")
 	}
 	if o.memProfile != "" {
-		// Record no allocation but those of the measured part of the
-		// profiled run (benchPipelineRun turns recording on for it
-		// alone): the profile is then exactly that part, with no
-		// subtraction and no GC in between to disturb the runtime's
-		// caches.
+		// Record no allocation but those of the measured parts
+		// (benchPipelineRun turns recording on for each of them): the
+		// profile is then exactly those parts, with no subtraction and
+		// no GC in between to disturb the runtime's caches.
 		defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
 		runtime.MemProfileRate = 0
 	}
