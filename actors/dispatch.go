@@ -128,6 +128,8 @@ type WorkerStats struct {
 	BusyNanos uint64
 	// Queue is the number of turns waiting in the run queue.
 	Queue int
+	// Parks counts the times the worker found its queue empty and blocked.
+	Parks uint64
 }
 
 // PinnedPool is a set of pinned workers. Its methods are safe for concurrent
@@ -157,6 +159,7 @@ type pinnedWorker struct {
 	pinned atomic.Bool
 	turns  atomic.Uint64
 	busy   atomic.Uint64 // nanoseconds
+	parks  atomic.Uint64
 
 	done chan struct{} // closed when the worker goroutine returns
 }
@@ -236,11 +239,12 @@ func NewPinnedPool(cfg PinnedConfig) (*PinnedPool, error) {
 	return p, nil
 }
 
-// loop is the worker goroutine. It locks its OS thread and never unlocks it:
-// when the goroutine returns the runtime terminates the thread, so a thread
-// whose affinity was narrowed never goes back to run other goroutines. (The
-// runtime also creates new threads from its template thread, not from a
-// locked one, so the narrowed mask is not inherited by new Ms.)
+// loop is the worker goroutine. It locks its OS thread for its lifetime and
+// narrows the thread's affinity to its CPU; on the way out it restores the
+// mask before unlocking (see below), so no other goroutine ever runs on a
+// narrowed thread. (The runtime creates new threads from its template
+// thread, not from a locked one, so the narrowed mask is not inherited by
+// new Ms either.)
 func (w *pinnedWorker) loop(tryPin bool, pinErr *error, started func()) {
 	runtime.LockOSThread()
 	// On the way out the thread goes back to the runtime's pool, so a
@@ -266,13 +270,25 @@ func (w *pinnedWorker) loop(tryPin bool, pinErr *error, started func()) {
 	started()
 	defer close(w.done)
 
-	for fn := range w.queue {
+	for {
+		fn := w.next()
 		if fn == nil {
 			w.drain()
 			return
 		}
 		w.run(fn)
 	}
+}
+
+// next returns the next turn, waiting for one.
+func (w *pinnedWorker) next() func() {
+	select {
+	case fn := <-w.queue:
+		return fn
+	default:
+	}
+	w.parks.Add(1)
+	return <-w.queue
 }
 
 // run runs one turn and accounts for it. A panic escaping fn is not
@@ -360,6 +376,7 @@ func (p *PinnedPool) Stats() []WorkerStats {
 			CPU:       w.cpu,
 			Pinned:    w.pinned.Load(),
 			Turns:     w.turns.Load(),
+			Parks:     w.parks.Load(),
 			BusyNanos: w.busy.Load(),
 			Queue:     len(w.queue),
 		}

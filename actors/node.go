@@ -147,13 +147,16 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.partitions = make([]*partitionHandle, pool.Workers())
 	for w := range n.partitions {
-		ph := &partitionHandle{worker: w, node: n, cache: new(symbolShards)}
-		ph.fill = func(e *symbolShard) {
-			e.shard, e.worker = -1, 0
-			if messages.ValidateSymbol(e.sym) == nil {
-				e.shard = int32(shardOfFast(e.sym, len(n.shards)))
-				e.worker = int32(pool.WorkerOf(int(e.shard)))
+		// The classify scratch up front: a partition may classify its
+		// first chunk only in a later request (another one claimed every
+		// chunk so far), and allocating then would land in the hot path.
+		ph := &partitionHandle{worker: w, node: n, cache: new(symbolShards),
+			shardOf: make([]int16, n.cfg.chunkTrades), fillAt: make([]int32, len(n.shards))}
+		ph.fill = func(sym string) int32 {
+			if messages.ValidateSymbol(sym) != nil {
+				return -1
 			}
+			return int32(shardOfFast(sym, len(n.shards)))
 		}
 		for sh := range n.shards {
 			if pool.WorkerOf(sh) == w {

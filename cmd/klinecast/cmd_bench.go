@@ -259,7 +259,7 @@ func benchPipeline(ctx context.Context, o benchOptions, log *slog.Logger) (Pipel
 		}
 		log.Info("round done", "round", round+1, "bare_trades_per_sec", int64(bare), "pipeline_trades_per_sec", int64(run.rate),
 			"allocs", run.mallocs, "warmup_allocs", run.warmupAllocs, "cpus_busy", fmt.Sprintf("%.2f", run.cpu),
-			"workers_busy", fmt.Sprintf("%.2f", run.workersBusy))
+			"workers_busy", fmt.Sprintf("%.2f", run.workersBusy), "parks", run.parks)
 		res.AllocsPerTrade = max(res.AllocsPerTrade, run.allocs)
 		res.Allocs = max(res.Allocs, run.mallocs)
 		res.WarmupAllocs = max(res.WarmupAllocs, run.warmupAllocs)
@@ -323,6 +323,7 @@ type pipelineRun struct {
 	cores        int
 	deltas       uint64
 	dropped      int64
+	parks        uint64
 }
 
 // benchPipelineRun ingests warm, then trades (measured), into a new
@@ -393,6 +394,7 @@ func benchPipelineRun(ctx context.Context, warm, trades []messages.Trade, o benc
 	accepted += n
 	run.cpu = (processCPU() - cpu0).Seconds() / elapsed.Seconds()
 	for i, w := range node.WorkerStats() {
+		run.parks += w.Parks - workers0[i].Parks
 		run.workersBusy = append(run.workersBusy, float64(w.BusyNanos-workers0[i].BusyNanos)/float64(elapsed.Nanoseconds()))
 	}
 	run.rate = float64(len(trades)) / elapsed.Seconds()

@@ -1,0 +1,117 @@
+package actors
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"github.com/klinecast/klinecast/messages"
+)
+
+// symbolShardOf is the verdict the cache must always give: the shard of a
+// valid symbol, -1 for an invalid one.
+func symbolShardOf(sym string) int32 {
+	if messages.ValidateSymbol(sym) != nil {
+		return -1
+	}
+	return int32(shardOfFast(sym, 64))
+}
+
+func TestSymbolShardsLookup(t *testing.T) {
+	btc := "BTCUSDT"
+	btcCopy := strings.Clone(btc) // same text, another string
+	tests := []struct {
+		name      string
+		lookups   []string
+		wantFills int
+	}{
+		{"one string, asked again, is filled once", []string{btc, btc, btc}, 1},
+		{"equal text in another string is filled apart", []string{btc, btcCopy, btc, btcCopy}, 2},
+		{"an invalid symbol is remembered as invalid", []string{"btc usdt", "btc usdt"}, 1},
+		{"the empty string is not an empty key", []string{"", ""}, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cache := new(symbolShards)
+			fills := 0
+			fill := func(sym string) int32 { fills++; return symbolShardOf(sym) }
+			for i, sym := range tc.lookups {
+				// The caller holds a copy of the header only: equal
+				// strings must be told apart by identity, not by value.
+				if got, want := cache.lookup(sym, fill), symbolShardOf(sym); got != want {
+					t.Fatalf("lookup %d (%q) = %d, want %d", i, sym, got, want)
+				}
+			}
+			if fills != tc.wantFills {
+				t.Fatalf("%d fills, want %d", fills, tc.wantFills)
+			}
+		})
+	}
+}
+
+// TestSymbolShardsMatchesReference checks the cache against the plain
+// function for any sequence of lookups over more symbol strings than the
+// cache holds (so sets overflow and evict), and that a string just looked
+// up is a hit.
+func TestSymbolShardsMatchesReference(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		n := rapid.IntRange(1, 3*symbolSets*symbolWays).Draw(t, "symbols")
+		syms := make([]string, n)
+		for i := range syms {
+			syms[i] = fmt.Sprintf("S%dUSDT", i)
+			if i%97 == 0 {
+				syms[i] = strings.ToLower(syms[i]) // invalid
+			}
+		}
+		cache := new(symbolShards)
+		var filled string
+		fill := func(sym string) int32 { filled = sym; return symbolShardOf(sym) }
+		picks := rapid.SliceOfN(rapid.IntRange(0, n-1), 1, 2000).Draw(t, "picks")
+		for _, k := range picks {
+			sym := syms[k]
+			if got, want := cache.lookup(sym, fill), symbolShardOf(sym); got != want {
+				t.Fatalf("lookup(%q) = %d, want %d", sym, got, want)
+			}
+			filled = ""
+			if got := cache.lookup(sym, fill); got != symbolShardOf(sym) || filled != "" {
+				t.Fatalf("lookup(%q) again = %d, filled %q: want a hit", sym, got, filled)
+			}
+		}
+	})
+}
+
+// TestPartitionFirstClassifyAllocatesNothing: a partition may classify its
+// first chunk long after the node started (the other partitions claimed
+// every chunk so far); its scratch must be there already, or that first
+// chunk allocates in the middle of the hot path. The request's own
+// buffers are grown first by another partition, as in a real run.
+func TestPartitionFirstClassifyAllocatesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocation counts are meaningless under -race")
+	}
+	n := testNode(t, Config{Shards: 64, Cores: 2})
+	if len(n.partitions) < 2 {
+		t.Skip("needs two workers")
+	}
+	trades := genTrades(t, 100, int64(n.cfg.chunkTrades), time.Hour, 3)
+	c := n.newCall(trades)
+	defer n.recycle(c)
+	c.now = time.Now().UnixMilli()
+	c.sizeChunks()
+	(&partition{h: n.partitions[0]}).classify(c, 0)
+	fresh := &partition{h: n.partitions[1]}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	fresh.classify(c, 0)
+	runtime.ReadMemStats(&after)
+	if allocs := after.Mallocs - before.Mallocs; allocs != 0 {
+		t.Fatalf("a partition's first classify allocated %d objects, want 0", allocs)
+	}
+	if got := c.chunks[0].start[64]; int(got) != len(trades) {
+		t.Fatalf("classified %d trades, want %d", got, len(trades))
+	}
+}
