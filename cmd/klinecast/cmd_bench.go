@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"sync/atomic"
@@ -33,8 +34,8 @@ pipeline measures, in one run and on the same generated trades, the bare
 aggregation core on one goroutine and the whole actor pipeline (ingest
 router → shards on pinned workers → deltas), and prints the trade rates
 (the medians of --rounds runs of each), the allocations per trade of the
-pipeline and the number of cores. Both
-first run --warmup trades untimed (creating the symbols, bar series and
+pipeline (the median of its runs; every run's count and the largest are
+in the JSON too) and the number of cores. Both first run --warmup trades untimed (creating the symbols, bar series and
 buffers, as on a node that has been running); the allocations of that
 warm-up are reported apart (warmup_allocs). Before the measured rounds,
 --warmup-rounds whole rounds run and are discarded: a process's first
@@ -102,15 +103,20 @@ func writeAllocProfile(path string) error {
 type PipelineResult struct {
 	BareLoopTradesPerSec float64 `json:"bare_loop_trades_per_sec"`
 	PipelineTradesPerSec float64 `json:"pipeline_trades_per_sec"`
-	// AllocsPerTrade counts the measured trades: every allocation of the
-	// process from the first measured request to the last answer, divided
-	// by the measured trades.
+	// AllocsPerTrade counts every allocation of the process from a
+	// round's first measured request to its last answer, divided by the
+	// measured trades: the median over the rounds, as for the rates (and
+	// as benchstat summarises allocs/op).
 	AllocsPerTrade float64 `json:"allocs_per_trade"`
-	// Allocs is that count itself (of the round that allocated most).
-	Allocs uint64  `json:"allocs"`
-	Cores  int     `json:"cores"`
-	Ratio  float64 `json:"ratio"`
-	Trades int64   `json:"trades"`
+	// Allocs is that median count itself; RoundAllocs each round's and
+	// AllocsMax the largest (the Go runtime filling its own caches now
+	// and then: see BENCHMARKS.md).
+	Allocs      float64  `json:"allocs"`
+	AllocsMax   uint64   `json:"allocs_max"`
+	RoundAllocs []uint64 `json:"round_allocs"`
+	Cores       int      `json:"cores"`
+	Ratio       float64  `json:"ratio"`
+	Trades      int64    `json:"trades"`
 	// WarmupTrades went through both first, untimed; WarmupAllocs is what
 	// the pipeline allocated for them (starting the node not included):
 	// the cost of creating the symbols, their bar series and buffers.
@@ -163,7 +169,7 @@ func runBenchPipeline(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.Uint64Var(&o.seed, "seed", 1, "generator seed")
 	fs.IntVar(&o.rounds, "rounds", 7, "runs of each (bare loop, pipeline), alternating; the median of each counts")
 	fs.Int64Var(&o.warmup, "warmup", 500_000, "trades to run through both, untimed, before the measured ones")
-	fs.IntVar(&o.warmupRounds, "warmup-rounds", 1, "whole rounds run first and discarded (the process's first run builds the runtime's caches)")
+	fs.IntVar(&o.warmupRounds, "warmup-rounds", 2, "whole rounds run first and discarded (the process's first run builds the runtime's caches)")
 	fs.DurationVar(&o.span, "span", time.Hour, "trade time the generated trades (warm-up and measured) cover")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the last pipeline run's measured part to this file")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a profile of every allocation in the measured parts of the pipeline runs (the rounds, not the warm-up) to this file")
@@ -205,15 +211,16 @@ func runBenchPipeline(ctx context.Context, args []string, stdout, stderr io.Writ
 	if o.json {
 		return json.NewEncoder(stdout).Encode(res)
 	}
-	fmt.Fprintf(stdout, "bare loop:  %12.0f trades/s (1 goroutine, median of %d)\npipeline:   %12.0f trades/s (%d cores, median of %d)\nratio:      %12.2f (of the best runs: %.2f)\nallocs:     %12d (%.2g per trade; warm-up: %d)\n",
-		res.BareLoopTradesPerSec, res.Rounds, res.PipelineTradesPerSec, res.Cores, res.Rounds, res.Ratio, res.BestRatio, res.Allocs, res.AllocsPerTrade, res.WarmupAllocs)
+	fmt.Fprintf(stdout, "bare loop:  %12.0f trades/s (1 goroutine, median of %d)\npipeline:   %12.0f trades/s (%d cores, median of %d)\nratio:      %12.2f (of the best runs: %.2f)\nallocs:     %12g (%.2g per trade, median of %d; largest %d; warm-up: %d)\n",
+		res.BareLoopTradesPerSec, res.Rounds, res.PipelineTradesPerSec, res.Cores, res.Rounds, res.Ratio, res.BestRatio,
+		res.Allocs, res.AllocsPerTrade, res.Rounds, res.AllocsMax, res.WarmupAllocs)
 	return nil
 }
 
 // benchPipeline generates the trades once, then runs the bare core and the
 // actor pipeline over them, alternating, o.rounds times each, and reports
-// the median rate of each and the pipeline's allocations per trade (the
-// largest of its rounds).
+// the median rate of each and the pipeline's median allocations per trade
+// (every round's count too).
 //
 // Medians, as benchstat reports them, rather than the best run of each:
 // this machine's speed drifts by ±20% between runs seconds apart, and the
@@ -260,8 +267,8 @@ func benchPipeline(ctx context.Context, o benchOptions, log *slog.Logger) (Pipel
 		log.Info("round done", "round", round+1, "bare_trades_per_sec", int64(bare), "pipeline_trades_per_sec", int64(run.rate),
 			"allocs", run.mallocs, "warmup_allocs", run.warmupAllocs, "cpus_busy", fmt.Sprintf("%.2f", run.cpu),
 			"workers_busy", fmt.Sprintf("%.2f", run.workersBusy), "parks", run.parks)
-		res.AllocsPerTrade = max(res.AllocsPerTrade, run.allocs)
-		res.Allocs = max(res.Allocs, run.mallocs)
+		res.RoundAllocs = append(res.RoundAllocs, run.mallocs)
+		res.AllocsMax = max(res.AllocsMax, run.mallocs)
 		res.WarmupAllocs = max(res.WarmupAllocs, run.warmupAllocs)
 		res.Cores, res.Deltas = run.cores, run.deltas
 		res.Dropped = max(res.Dropped, run.dropped)
@@ -270,6 +277,12 @@ func benchPipeline(ctx context.Context, o benchOptions, log *slog.Logger) (Pipel
 		res.RoundRatios = append(res.RoundRatios, run.rate/bare)
 	}
 	res.BareLoopTradesPerSec, res.PipelineTradesPerSec = median(res.BareRuns), median(res.PipelineRuns)
+	allocs := make([]float64, len(res.RoundAllocs))
+	for i, a := range res.RoundAllocs {
+		allocs[i] = float64(a)
+	}
+	res.Allocs = median(allocs)
+	res.AllocsPerTrade = res.Allocs / float64(res.Trades)
 	res.BestRatio = slices.Max(res.PipelineRuns) / slices.Max(res.BareRuns)
 	res.Ratio = res.PipelineTradesPerSec / res.BareLoopTradesPerSec
 	return res, nil
@@ -315,7 +328,7 @@ func bareLoop(core *aggregate.Core, trades []messages.Trade, batch int) {
 }
 
 type pipelineRun struct {
-	rate, allocs float64
+	rate         float64
 	mallocs      uint64    // allocations in the measured part
 	warmupAllocs uint64    // allocations while ingesting the warm-up trades
 	cpu          float64   // process CPU time / wall time
@@ -334,7 +347,10 @@ type pipelineRun struct {
 func benchPipelineRun(ctx context.Context, warm, trades []messages.Trade, o benchOptions, log *slog.Logger, last, discard bool) (pipelineRun, error) {
 	var run pipelineRun
 	var deltas atomic.Uint64
-	runtime.GC() // the previous runs' garbage
+	// The previous runs' garbage, collected and handed back to the OS now,
+	// so the runtime's background scavenger has none to hand back (and
+	// no timer to set) during the measured part.
+	debug.FreeOSMemory()
 	node, err := actors.Start(ctx, actors.Config{
 		Intervals:   o.intervals,
 		Shards:      o.shards,
@@ -399,7 +415,6 @@ func benchPipelineRun(ctx context.Context, warm, trades []messages.Trade, o benc
 	}
 	run.rate = float64(len(trades)) / elapsed.Seconds()
 	run.mallocs = after.Mallocs - before.Mallocs
-	run.allocs = float64(run.mallocs) / float64(len(trades))
 	if memProfile && last {
 		if err := writeAllocProfile(o.memProfile); err != nil {
 			return run, err

@@ -61,6 +61,12 @@ func TestBenchPipelineJSON(t *testing.T) {
 	if want := max(res.PipelineRuns[0], res.PipelineRuns[1]) / max(res.BareRuns[0], res.BareRuns[1]); res.BestRatio != want {
 		t.Errorf("best ratio %v, want %v", res.BestRatio, want)
 	}
+	if len(res.RoundAllocs) != 2 || res.AllocsMax != max(res.RoundAllocs[0], res.RoundAllocs[1]) ||
+		res.Allocs != median([]float64{float64(res.RoundAllocs[0]), float64(res.RoundAllocs[1])}) ||
+		res.AllocsPerTrade != res.Allocs/float64(res.Trades) {
+		t.Errorf("allocs %v (per trade %v), largest %d, rounds' %v: want the median, its share of %d trades and the largest",
+			res.Allocs, res.AllocsPerTrade, res.AllocsMax, res.RoundAllocs, res.Trades)
+	}
 }
 
 func TestMedian(t *testing.T) {
