@@ -167,7 +167,7 @@ func runBenchPipeline(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.IntVar(&o.cores, "cores", 0, "pinned workers (0 = all CPUs)")
 	fs.BoolVar(&o.json, "json", false, "print one JSON line")
 	fs.Uint64Var(&o.seed, "seed", 1, "generator seed")
-	fs.IntVar(&o.rounds, "rounds", 7, "runs of each (bare loop, pipeline), alternating; the median of each counts")
+	fs.IntVar(&o.rounds, "rounds", 9, "runs of each (bare loop, pipeline), alternating; the median of each counts")
 	fs.Int64Var(&o.warmup, "warmup", 500_000, "trades to run through both, untimed, before the measured ones")
 	fs.IntVar(&o.warmupRounds, "warmup-rounds", 2, "whole rounds run first and discarded (the process's first run builds the runtime's caches)")
 	fs.DurationVar(&o.span, "span", time.Hour, "trade time the generated trades (warm-up and measured) cover")
