@@ -338,6 +338,32 @@ func TestDispatchScheduleBlocksWhenFull(t *testing.T) {
 	}
 }
 
+// TestDispatchCountsParksOnlyWhenIdle: a worker that finds turns queued
+// runs them without parking; it parks (and counts it) only on an empty
+// queue.
+func TestDispatchCountsParksOnlyWhenIdle(t *testing.T) {
+	p := dispatchNewPool(t, PinnedConfig{Workers: 1, QueueSize: 64})
+	for p.Stats()[0].Parks == 0 { // the new worker's queue is empty
+		runtime.Gosched()
+	}
+	release := dispatchBlockWorker(p) // wakes it: 1 park so far
+	const queued = 50
+	var ran sync.WaitGroup
+	ran.Add(queued)
+	for range queued {
+		p.Dispatcher(0).Schedule(ran.Done)
+	}
+	release()
+	ran.Wait()
+	// The worker may have parked again after the last turn, not before.
+	if got := p.Stats()[0].Parks; got != 1 && got != 2 {
+		t.Fatalf("Parks = %d after %d queued turns, want 1 (or 2 once idle again)", got, queued)
+	}
+	for p.Stats()[0].Parks < 2 {
+		runtime.Gosched()
+	}
+}
+
 // TestDispatchCloseRacesSchedule closes the pool while other goroutines keep
 // scheduling: every fn runs exactly once, on the worker or after Close on a
 // goroutine, and Close does not hang.
