@@ -391,7 +391,7 @@ const (
 
 // lookup returns the shard of sym (-1: invalid), asking fill on a miss.
 func (t *symbolShards) lookup(sym string, fill func(sym string) int32) int32 {
-	if len(sym) >= math.MaxUint32 {
+	if uint64(len(sym)) >= math.MaxUint32 {
 		return fill(sym) // not kept: the length does not fit a key
 	}
 	data := uintptr(unsafe.Pointer(unsafe.StringData(sym)))

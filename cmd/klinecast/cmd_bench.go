@@ -35,9 +35,10 @@ aggregation core on one goroutine and the whole actor pipeline (ingest
 router → shards on pinned workers → deltas), and prints the trade rates
 (the medians of --rounds runs of each), the allocations per trade of the
 pipeline (the median of its runs; every run's count and the largest are
-in the JSON too) and the number of cores. Both first run --warmup trades untimed (creating the symbols, bar series and
-buffers, as on a node that has been running); the allocations of that
-warm-up are reported apart (warmup_allocs). Before the measured rounds,
+in the JSON too) and the number of cores. Both first run --warmup trades
+untimed (creating the symbols, bar series and buffers, as on a node that
+has been running); the allocations of that warm-up are reported apart
+(warmup_allocs). Before the measured rounds,
 --warmup-rounds whole rounds run and are discarded: a process's first
 run builds the Go runtime's own caches (its thread pool, its cache of
 blocked-goroutine records, the type-switch caches of the actor library),
