@@ -364,16 +364,24 @@ func (a *partition) pop() {
 // symbols, each as one string when the decoder interns them, so a partition
 // hashes and checks each symbol once, not once per trade.
 //
-// It is four-way set associative, a set's keys in one 64-byte cache line:
-// symbol strings are scattered over the heap, and with fewer ways the
-// symbols of the sets that draw three or more (about one set in thirteen
-// with 1,000 symbols in 1,024 sets and two ways) evicted each other on
-// every trade, and each miss hashes and validates the symbol again. The
-// strings live apart from the keys, held so that a key's address cannot be
-// reused by another string meanwhile; the loop reads only the keys.
+// It is four-way set associative, stored way by way, and a string's set is
+// its address / 16 (its 16-byte slot in a 16 KiB window of the heap) XOR
+// the window's number. Symbols interned one after another sit in nearby
+// slots of the heap, so their keys lie side by side in way 0: 1,000
+// symbols' keys fill about 16 KiB of lines and stay in L1, where a
+// multiplicative hash spread them one to a cache line over 64 KiB (the
+// XOR keeps neighbours in one line, as it permutes within aligned blocks,
+// and spreads addresses that lie a multiple of 16 KiB apart). Symbols whose
+// sets collide (strings scattered over the heap) take the other ways: with
+// fewer ways the symbols of the sets that draw three or more (about one
+// set in thirteen with 1,000 random addresses in 1,024 sets and two ways)
+// evicted each other on every trade, and each miss hashes and validates
+// the symbol again. The strings live apart from the keys, held so that a
+// key's address cannot be reused by another string meanwhile; the loop
+// reads only the keys.
 type symbolShards struct {
-	keys [symbolSets][symbolWays]symbolKey
-	syms [symbolSets][symbolWays]string
+	keys [symbolWays][symbolSets]symbolKey
+	syms [symbolWays][symbolSets]string
 }
 
 // symbolKey is a symbol string's identity and its shard.
@@ -396,19 +404,19 @@ func (t *symbolShards) lookup(sym string, fill func(sym string) int32) int32 {
 	}
 	data := uintptr(unsafe.Pointer(unsafe.StringData(sym)))
 	n := uint32(len(sym)) + 1
-	set := uint64(data) * 0x9E3779B97F4A7C15 >> (64 - symbolSetBits)
-	keys := &t.keys[set]
-	for w := range keys {
-		if k := &keys[w]; k.data == data && k.n == n {
+	set := (data>>4 ^ data>>(4+symbolSetBits)) & (symbolSets - 1)
+	for w := range symbolWays {
+		if k := &t.keys[w][set]; k.data == data && k.n == n {
 			return k.shard
 		}
 	}
 	// The most recently filled first; the oldest goes.
-	syms := &t.syms[set]
-	copy(keys[1:], keys[:symbolWays-1])
-	copy(syms[1:], syms[:symbolWays-1])
+	for w := symbolWays - 1; w > 0; w-- {
+		t.keys[w][set] = t.keys[w-1][set]
+		t.syms[w][set] = t.syms[w-1][set]
+	}
 	shard := fill(sym)
-	keys[0] = symbolKey{data: data, n: n, shard: shard}
-	syms[0] = sym
+	t.keys[0][set] = symbolKey{data: data, n: n, shard: shard}
+	t.syms[0][set] = sym
 	return shard
 }
