@@ -305,10 +305,12 @@ func (a *partition) classify(c *IngestCall, k int) {
 	}
 	at := h.fillAt[:nsh]
 	copy(at, start[:nsh])
+	order := ci.order // a local: a store through ci.order would reload it
 	for i, sh := range shardOf {
 		if sh >= 0 {
-			ci.order[at[sh]] = int32(lo + i)
-			at[sh]++
+			j := at[sh]
+			order[j] = int32(lo + i)
+			at[sh] = j + 1
 		}
 	}
 	ci.maxTime = maxTime
