@@ -370,7 +370,7 @@ func (a *partition) pop() {
 // its address / 16 (its 16-byte slot in a 16 KiB window of the heap) XOR
 // the window's number. Symbols interned one after another sit in nearby
 // slots of the heap, so their keys lie side by side in way 0: 1,000
-// symbols' keys fill about 16 KiB of lines and stay in L1, where a
+// symbols' keys fill about 16 KiB of lines and fit in L1, where a
 // multiplicative hash spread them one to a cache line over 64 KiB (the
 // XOR keeps neighbours in one line, as it permutes within aligned blocks,
 // and spreads addresses that lie a multiple of 16 KiB apart). Symbols whose
@@ -399,6 +399,11 @@ const (
 	symbolWays    = 4
 )
 
+// symbolSet returns the set of a string at address data (see symbolShards).
+func symbolSet(data uintptr) uintptr {
+	return (data>>4 ^ data>>(4+symbolSetBits)) & (symbolSets - 1)
+}
+
 // lookup returns the shard of sym (-1: invalid), asking fill on a miss.
 func (t *symbolShards) lookup(sym string, fill func(sym string) int32) int32 {
 	if uint64(len(sym)) >= math.MaxUint32 {
@@ -406,7 +411,7 @@ func (t *symbolShards) lookup(sym string, fill func(sym string) int32) int32 {
 	}
 	data := uintptr(unsafe.Pointer(unsafe.StringData(sym)))
 	n := uint32(len(sym)) + 1
-	set := (data>>4 ^ data>>(4+symbolSetBits)) & (symbolSets - 1)
+	set := symbolSet(data)
 	for w := range symbolWays {
 		if k := &t.keys[w][set]; k.data == data && k.n == n {
 			return k.shard

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"pgregory.net/rapid"
 
@@ -49,6 +50,49 @@ func TestSymbolShardsLookup(t *testing.T) {
 				t.Fatalf("%d fills, want %d", fills, tc.wantFills)
 			}
 		})
+	}
+}
+
+// TestSymbolShardsEvictsTheOldestOfASet fills one set with one string more
+// than it has ways (substrings of one buffer, picked by address): the
+// oldest goes, the others stay.
+func TestSymbolShardsEvictsTheOldestOfASet(t *testing.T) {
+	buf := strings.Repeat("B", 8*16<<symbolSetBits) // 8 windows: 8 slots per set
+	bySet := make(map[uintptr][]string)
+	for off := 0; off+7 <= len(buf); off++ {
+		sym := buf[off : off+7]
+		if data := uintptr(unsafe.Pointer(unsafe.StringData(sym))); data%16 == 0 {
+			bySet[symbolSet(data)] = append(bySet[symbolSet(data)], sym)
+		}
+	}
+	var same []string
+	for _, syms := range bySet {
+		if len(syms) > symbolWays {
+			same = syms[:symbolWays+1]
+			break
+		}
+	}
+	if same == nil {
+		t.Fatalf("no set drew %d strings of the buffer", symbolWays+1)
+	}
+	cache := new(symbolShards)
+	var filled []string
+	fill := func(sym string) int32 { filled = append(filled, sym); return symbolShardOf(sym) }
+	for _, sym := range same {
+		cache.lookup(sym, fill)
+	}
+	if len(filled) != symbolWays+1 {
+		t.Fatalf("%d fills for %d new strings", len(filled), symbolWays+1)
+	}
+	for _, sym := range same[1:] {
+		filled = nil
+		if got, want := cache.lookup(sym, fill), symbolShardOf(sym); got != want || filled != nil {
+			t.Fatalf("a recent string: lookup = %d (want %d), filled %d", got, want, len(filled))
+		}
+	}
+	filled = nil
+	if got, want := cache.lookup(same[0], fill), symbolShardOf(same[0]); got != want || len(filled) != 1 {
+		t.Fatalf("the oldest string: lookup = %d (want %d), %d fills, want 1 (evicted)", got, want, len(filled))
 	}
 }
 

@@ -614,8 +614,8 @@ func (s *shard) applyIdx(p *shardPart, lo, hi int32, res *partResult) {
 	for base := lo; base < hi; base += touchRun {
 		run := p.idx[base:min(base+touchRun, hi)]
 		for _, j := range run {
-			// An 80-byte trade spans two cache lines: its first and its
-			// last word lie in different ones.
+			// A trade (80 bytes) spans two cache lines, one holding its
+			// first word and the other its last.
 			t := &trades[j]
 			touched += uintptr(unsafe.Pointer(unsafe.StringData(t.Symbol))) ^ uintptr(t.EventTime)
 		}
