@@ -1,4 +1,4 @@
-package actors
+package pinned
 
 import (
 	"runtime"
@@ -19,7 +19,7 @@ import (
 // its system queue is a linked MPSC queue that allocates a node per system
 // message, which matters less: system messages are rare.)
 //
-// shardMailbox keeps the same contract (the invariants below) without
+// Mailbox keeps the same contract (the invariants below) without
 // allocating: the turn function is built once, and both queues are
 // mutex-protected ring buffers that allocate only when they grow past their
 // high-water mark.
@@ -46,7 +46,7 @@ import (
 //     EscalateFailure(reason, message), which suspends the mailbox and lets
 //     the supervisor restart the actor; the turn then goes on as above.
 
-// Scheduling status of a shardMailbox.
+// Scheduling status of a Mailbox.
 const (
 	mailboxIdle int32 = iota
 	mailboxRunning
@@ -60,9 +60,9 @@ const (
 	mailboxSystemInitCap = 4
 )
 
-// shardMailbox is an actor.Mailbox that allocates nothing per message in
-// steady state. Create it with newShardMailbox.
-type shardMailbox struct {
+// Mailbox is an actor.Mailbox that allocates nothing per message in
+// steady state. Create it with NewMailbox.
+type Mailbox struct {
 	user   mailboxRing
 	system mailboxRing
 
@@ -72,7 +72,7 @@ type shardMailbox struct {
 	invoker    actor.MessageInvoker
 	dispatcher actor.Dispatcher
 
-	// turn is m.processMessages, evaluated once in newShardMailbox: passing
+	// turn is m.processMessages, evaluated once in NewMailbox: passing
 	// the stored func value to Schedule does not allocate, while writing
 	// the method value at each call site would.
 	turn func()
@@ -85,11 +85,11 @@ type shardMailbox struct {
 	perTurn int
 }
 
-var _ actor.Mailbox = (*shardMailbox)(nil)
+var _ actor.Mailbox = (*Mailbox)(nil)
 
-// newShardMailbox is the actor.MailboxProducer for shard actors:
+// NewMailbox is the actor.MailboxProducer for shard actors:
 //
-//	actor.WithMailbox(newShardMailbox)
+//	actor.WithMailbox(NewMailbox)
 //
 // It exists to make the ingest path allocation-free. protoactor's default
 // mailbox allocates a closure each time a message schedules an idle mailbox
@@ -100,52 +100,52 @@ var _ actor.Mailbox = (*shardMailbox)(nil)
 // nothing. Scheduling, system-message priority, suspend/resume and panic
 // escalation behave as in the default mailbox; middlewares and MessageBatch
 // unpacking are not supported.
-func newShardMailbox() actor.Mailbox { return newYieldingMailbox(0) }
+func NewMailbox() actor.Mailbox { return newYieldingMailbox(0) }
 
-// newYieldingMailbox returns a shardMailbox whose turns end after perTurn
+// newYieldingMailbox returns a Mailbox whose turns end after perTurn
 // user messages (0: when empty).
-func newYieldingMailbox(perTurn int) *shardMailbox {
-	m := &shardMailbox{perTurn: perTurn}
+func newYieldingMailbox(perTurn int) *Mailbox {
+	m := &Mailbox{perTurn: perTurn}
 	m.user.init(mailboxUserInitCap)
 	m.system.init(mailboxSystemInitCap)
 	m.turn = m.processMessages
 	return m
 }
 
-// newPartitionMailbox is the actor.MailboxProducer for router partitions:
+// NewStepMailbox is the actor.MailboxProducer for router partitions:
 // one message per turn.
-func newPartitionMailbox() actor.Mailbox { return newYieldingMailbox(1) }
+func NewStepMailbox() actor.Mailbox { return newYieldingMailbox(1) }
 
 // PostUserMessage queues message and schedules a turn if the mailbox is idle.
 // Safe for concurrent use.
-func (m *shardMailbox) PostUserMessage(message any) {
+func (m *Mailbox) PostUserMessage(message any) {
 	m.user.push(message)
 	m.schedule()
 }
 
 // PostSystemMessage queues message ahead of all user messages and schedules a
 // turn if the mailbox is idle. Safe for concurrent use.
-func (m *shardMailbox) PostSystemMessage(message any) {
+func (m *Mailbox) PostSystemMessage(message any) {
 	m.system.push(message)
 	m.schedule()
 }
 
 // RegisterHandlers sets the invoker and dispatcher. protoactor calls it once,
 // before the first message is posted.
-func (m *shardMailbox) RegisterHandlers(invoker actor.MessageInvoker, dispatcher actor.Dispatcher) {
+func (m *Mailbox) RegisterHandlers(invoker actor.MessageInvoker, dispatcher actor.Dispatcher) {
 	m.invoker = invoker
 	m.dispatcher = dispatcher
 }
 
 // Start does nothing: there are no middlewares to notify.
-func (m *shardMailbox) Start() {}
+func (m *Mailbox) Start() {}
 
 // UserMessageCount returns the number of queued user messages.
-func (m *shardMailbox) UserMessageCount() int { return m.user.len() }
+func (m *Mailbox) UserMessageCount() int { return m.user.len() }
 
 // schedule hands the turn to the dispatcher unless one is already scheduled
 // or running.
-func (m *shardMailbox) schedule() {
+func (m *Mailbox) schedule() {
 	if m.status.CompareAndSwap(mailboxIdle, mailboxRunning) {
 		m.dispatcher.Schedule(m.turn)
 	}
@@ -154,7 +154,7 @@ func (m *shardMailbox) schedule() {
 // processMessages is one turn: it runs until the mailbox has nothing it may
 // process, then marks it idle, re-checking for messages that raced the idle
 // store.
-func (m *shardMailbox) processMessages() {
+func (m *Mailbox) processMessages() {
 	for {
 		if m.run() {
 			// perTurn reached: the status stays running, so no poster
@@ -178,7 +178,7 @@ func (m *shardMailbox) processMessages() {
 // empty and the mailbox is suspended. It returns early after recovering a
 // panic from the invoker, which it escalates with the message being handled,
 // and (reporting yielded) after perTurn user messages.
-func (m *shardMailbox) run() (yielded bool) {
+func (m *Mailbox) run() (yielded bool) {
 	var msg any
 	defer func() {
 		if r := recover(); r != nil {

@@ -1,4 +1,4 @@
-package actors
+package storage
 
 import (
 	"fmt"
@@ -104,7 +104,7 @@ func TestMemKlineStoreTable(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newMemKlineStore()
+			s := NewMemKlines()
 			for _, p := range tc.puts {
 				if err := s.PutKlines(p); err != nil {
 					t.Fatal(err)
@@ -133,7 +133,7 @@ func TestMemKlineStoreTable(t *testing.T) {
 // that limit counts the bars it appends, not what dst held already (as
 // the KlineStore contract and storage.Store do).
 func TestMemKlineStoreAppendsToDst(t *testing.T) {
-	s := newMemKlineStore()
+	s := NewMemKlines()
 	for i := range int64(10) {
 		s.PutKlines([]messages.Kline{testBar("A", messages.Interval1m, i, 1)})
 	}
@@ -177,7 +177,7 @@ func (m klineModel) klines(sym string, iv messages.Interval, start, end int64, l
 
 func TestMemKlineStoreModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		s := newMemKlineStore()
+		s := NewMemKlines()
 		m := klineModel{}
 		syms := []string{"A", "B", "C"}
 		ivs := []messages.Interval{messages.Interval1m, messages.Interval1h}
@@ -256,7 +256,7 @@ func TestMemKlineStoreAllocs(t *testing.T) {
 	if testing.CoverMode() != "" {
 		t.Skip("allocation counts differ under -cover")
 	}
-	s := newMemKlineStore()
+	s := NewMemKlines()
 	const nsym = 1000
 	bars := make([]messages.Kline, nsym)
 	for i := range bars {
@@ -303,7 +303,7 @@ func TestMemKlineStoreAllocs(t *testing.T) {
 // TestMemKlineStoreConcurrent: puts and queries of one partition from
 // several goroutines (for -race).
 func TestMemKlineStoreConcurrent(t *testing.T) {
-	s := newMemKlineStore()
+	s := NewMemKlines()
 	var wg sync.WaitGroup
 	for g := range 4 {
 		sym := fmt.Sprint("S", g)
@@ -359,7 +359,7 @@ func BenchmarkMemKlineStorePut(b *testing.B) {
 		b.ReportMetric(float64(bars)/b.Elapsed().Seconds(), "bars/s")
 	}
 	b.Run("next", func(b *testing.B) {
-		s := newMemKlineStore()
+		s := NewMemKlines()
 		bars := make([]messages.Kline, nsym)
 		for i := range bars {
 			bars[i] = testBar(syms[i], messages.Interval1m, 0, 1)
@@ -406,7 +406,7 @@ func BenchmarkMemKlineStorePut(b *testing.B) {
 		b.ReportAllocs()
 		allocsPerBar(b, b.N*n, func() {
 			for range b.N {
-				s := newMemKlineStore()
+				s := NewMemKlines()
 				for _, d := range deltas {
 					s.PutKlines(d)
 				}
@@ -451,7 +451,7 @@ func TestStoredBarKeepsEveryField(t *testing.T) {
 	if got := stored.kline(k.Symbol, k.Interval); got != k {
 		t.Fatalf("round trip:\n got %+v\nwant %+v", got, k)
 	}
-	s := newMemKlineStore()
+	s := NewMemKlines()
 	if err := s.PutKlines([]messages.Kline{k}); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 //go:build linux
 
-package actors
+package pinned
 
 import (
 	"runtime"
@@ -54,7 +54,7 @@ func TestDispatchShardThreadAndAffinity(t *testing.T) {
 	slices.Reverse(reversed)
 	permitted := dispatchAffinityPermitted()
 
-	for name, cfg := range map[string]PinnedConfig{
+	for name, cfg := range map[string]Config{
 		"mask":     {},
 		"reversed": {CPUs: reversed},
 	} {

@@ -1,4 +1,4 @@
-package actors
+package pinned
 
 import (
 	"errors"
@@ -15,7 +15,7 @@ import (
 
 // Pinned dispatcher
 //
-// A PinnedPool runs a fixed set of worker goroutines, each locked to its own
+// A Pool runs a fixed set of worker goroutines, each locked to its own
 // OS thread (runtime.LockOSThread) and, where the kernel permits, pinned to one
 // CPU (sched_setaffinity). Dispatcher(shard) returns a protoactor
 // actor.Dispatcher that always schedules onto worker shard % Workers, so a
@@ -34,22 +34,22 @@ import (
 //     at any moment, so a worker's run queue never holds more entries than
 //     there are mailboxes bound to that worker (see QueueSize).
 
-// Defaults for PinnedConfig. Each is applied when the field is zero.
+// Defaults for Config. Each is applied when the field is zero.
 const (
-	// DefaultPinnedThroughput is the number of messages a mailbox processes
+	// DefaultThroughput is the number of messages a mailbox processes
 	// before it yields (protoactor's own default dispatcher uses 300).
-	DefaultPinnedThroughput = 300
-	// DefaultPinnedQueueSize is the per-worker run-queue capacity: far above
+	DefaultThroughput = 300
+	// DefaultQueueSize is the per-worker run-queue capacity: far above
 	// the default 64 shards, so Schedule never blocks in practice.
-	DefaultPinnedQueueSize = 4096
+	DefaultQueueSize = 4096
 
 	// pinnedMaxCPU is CPU_SETSIZE: CPU numbers must be below it.
 	pinnedMaxCPU = 1024
 )
 
-// PinnedConfig configures a PinnedPool. It is copied by NewPinnedPool and
+// Config configures a Pool. It is copied by NewPool and
 // cannot change afterwards.
-type PinnedConfig struct {
+type Config struct {
 	// Workers is the number of pinned workers (OS threads). Zero means
 	// runtime.NumCPU(). The value is capped at the number of CPUs available
 	// for pinning: len(CPUs) if CPUs is set, otherwise the number of CPUs in
@@ -64,10 +64,10 @@ type PinnedConfig struct {
 	// Throughput is how many messages a mailbox processes before it yields
 	// its thread (protoactor calls runtime.Gosched; it does not return to the
 	// worker, so it gives no fairness between the actors of one worker). Zero
-	// means DefaultPinnedThroughput. Negative is invalid.
+	// means DefaultThroughput. Negative is invalid.
 	Throughput int
 	// QueueSize is the capacity of each worker's run queue, in scheduled
-	// mailbox turns. Zero means DefaultPinnedQueueSize. Negative is invalid.
+	// mailbox turns. Zero means DefaultQueueSize. Negative is invalid.
 	// Schedule blocks while the queue is full (it never drops a turn); since a
 	// mailbox is scheduled at most once at a time, the queue cannot fill as
 	// long as QueueSize >= the number of actors bound to one worker, which is
@@ -78,22 +78,22 @@ type PinnedConfig struct {
 	Logger *slog.Logger
 }
 
-// DefaultPinnedConfig returns the configuration used in production: one
+// DefaultConfig returns the configuration used in production: one
 // worker per CPU of the affinity mask, protoactor's default throughput and a
 // run queue far larger than the number of shards.
-func DefaultPinnedConfig() PinnedConfig {
-	return PinnedConfig{
+func DefaultConfig() Config {
+	return Config{
 		Workers:    0,                       // runtime.NumCPU(), capped at the affinity mask
 		CPUs:       nil,                     // the affinity mask, ascending
-		Throughput: DefaultPinnedThroughput, // messages per mailbox before yielding
-		QueueSize:  DefaultPinnedQueueSize,  // >> 64 shards / Workers: Schedule never blocks
+		Throughput: DefaultThroughput, // messages per mailbox before yielding
+		QueueSize:  DefaultQueueSize,  // >> 64 shards / Workers: Schedule never blocks
 		Logger:     nil,                     // discard
 	}
 }
 
 // Validate reports the first invalid field. Zero values are valid (they mean
 // defaults).
-func (c PinnedConfig) Validate() error {
+func (c Config) Validate() error {
 	switch {
 	case c.Workers < 0:
 		return fmt.Errorf("actors: pinned pool: Workers %d < 0", c.Workers)
@@ -132,9 +132,9 @@ type WorkerStats struct {
 	Parks uint64
 }
 
-// PinnedPool is a set of pinned workers. Its methods are safe for concurrent
+// Pool is a set of pinned workers. Its methods are safe for concurrent
 // use.
-type PinnedPool struct {
+type Pool struct {
 	throughput int
 	workers    []*pinnedWorker
 	closeOnce  sync.Once
@@ -164,19 +164,19 @@ type pinnedWorker struct {
 	done chan struct{} // closed when the worker goroutine returns
 }
 
-// NewPinnedPool validates cfg, starts the workers and waits until each has
+// NewPool validates cfg, starts the workers and waits until each has
 // locked its thread and tried to pin it. It fails only on an invalid cfg:
 // if CPU affinity is unavailable (not permitted, not Linux) it logs one
 // warning and the workers run unpinned, still one locked thread each.
-func NewPinnedPool(cfg PinnedConfig) (*PinnedPool, error) {
+func NewPool(cfg Config) (*Pool, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if cfg.Throughput == 0 {
-		cfg.Throughput = DefaultPinnedThroughput
+		cfg.Throughput = DefaultThroughput
 	}
 	if cfg.QueueSize == 0 {
-		cfg.QueueSize = DefaultPinnedQueueSize
+		cfg.QueueSize = DefaultQueueSize
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -202,7 +202,7 @@ func NewPinnedPool(cfg PinnedConfig) (*PinnedPool, error) {
 	}
 	n = min(n, len(cpus))
 
-	p := &PinnedPool{throughput: cfg.Throughput, workers: make([]*pinnedWorker, n)}
+	p := &Pool{throughput: cfg.Throughput, workers: make([]*pinnedWorker, n)}
 	pinErrs := make([]error, n)
 	var started sync.WaitGroup
 	for i := range p.workers {
@@ -340,11 +340,11 @@ func (w *pinnedWorker) drain() {
 }
 
 // Workers returns the number of workers.
-func (p *PinnedPool) Workers() int { return len(p.workers) }
+func (p *Pool) Workers() int { return len(p.workers) }
 
 // WorkerOf returns the worker that runs shard: shard mod Workers(), never
 // negative.
-func (p *PinnedPool) WorkerOf(shard int) int {
+func (p *Pool) WorkerOf(shard int) int {
 	n := len(p.workers)
 	return (shard%n + n) % n
 }
@@ -358,17 +358,17 @@ func (p *PinnedPool) WorkerOf(shard int) int {
 //
 // Schedule on the returned dispatcher may be called from any goroutine,
 // including the workers. It never drops a turn: it blocks while the worker's
-// queue is full (see PinnedConfig.QueueSize for why that does not happen with
+// queue is full (see Config.QueueSize for why that does not happen with
 // enough capacity). After Close, Schedule runs fn on a new goroutine, as
 // protoactor's default dispatcher does, so late messages (stop and
 // supervision messages during shutdown) are still processed, unpinned.
-func (p *PinnedPool) Dispatcher(shard int) actor.Dispatcher {
+func (p *Pool) Dispatcher(shard int) actor.Dispatcher {
 	return pinnedDispatcher{w: p.workers[p.WorkerOf(shard)], throughput: p.throughput}
 }
 
 // Stats returns a snapshot of every worker's counters, indexed by worker.
 // Counters of different workers are read at slightly different moments.
-func (p *PinnedPool) Stats() []WorkerStats {
+func (p *Pool) Stats() []WorkerStats {
 	out := make([]WorkerStats, len(p.workers))
 	for i, w := range p.workers {
 		out[i] = WorkerStats{
@@ -390,7 +390,7 @@ func (p *PinnedPool) Stats() []WorkerStats {
 // calls run on plain goroutines. Close is idempotent; concurrent calls all
 // wait for the drain. It must not be called from an actor running on the pool
 // (the worker would wait for itself).
-func (p *PinnedPool) Close() {
+func (p *Pool) Close() {
 	p.closeOnce.Do(func() {
 		for _, w := range p.workers {
 			w.closed.Store(true)

@@ -1,6 +1,6 @@
 //go:build linux
 
-package actors
+package pinned
 
 import "golang.org/x/sys/unix"
 

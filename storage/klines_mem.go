@@ -1,38 +1,28 @@
-package actors
+package storage
 
 import (
 	"cmp"
-	"context"
 	"slices"
 	"sync"
 	"unsafe"
 
 	"github.com/klinecast/klinecast/messages"
-	"github.com/klinecast/klinecast/storage"
 )
 
-// KlineStore keeps closed bars. Implementations are safe for concurrent use.
-type KlineStore interface {
-	// PutKlines stores closed bars, replacing any stored bar with the same
-	// (symbol, interval, open time): late corrections overwrite.
-	PutKlines(ks []messages.Kline) error
+// KlineReader reads closed bars: *Store and *MemKlines both are one, so a
+// node queries either without knowing which it has.
+type KlineReader interface {
 	// Klines appends to dst the stored bars of symbol and iv with open time
 	// in [start, end], ascending, at most limit of them (0: no limit).
 	Klines(symbol string, iv messages.Interval, start, end int64, limit int, dst []messages.Kline) ([]messages.Kline, error)
 }
 
-// storeKlines adapts storage.Store to KlineStore.
-type storeKlines struct{ s *storage.Store }
+var (
+	_ KlineReader = (*Store)(nil)
+	_ KlineReader = (*MemKlines)(nil)
+)
 
-func (k storeKlines) PutKlines(ks []messages.Kline) error {
-	return k.s.PutKlines(context.Background(), ks)
-}
-
-func (k storeKlines) Klines(symbol string, iv messages.Interval, start, end int64, limit int, dst []messages.Kline) ([]messages.Kline, error) {
-	return k.s.Klines(symbol, iv, start, end, limit, dst)
-}
-
-// memKlineStore is the KlineStore of a memory-only node: series of
+// MemKlines keeps the closed bars of a memory-only node: series of
 // closed bars in partitions by symbol, each with its own lock, so shards on
 // different workers rarely contend.
 //
@@ -84,7 +74,7 @@ func (k storeKlines) Klines(symbol string, iv messages.Interval, start, end int6
 // last block, or a new one; a correction replaces the bar in place; a bar
 // inserted before others shifts the later ones by one, through the
 // following blocks (as inserting into one array would: it is rare).
-type memKlineStore struct {
+type MemKlines struct {
 	parts [memKlinePartitions]memKlinePartition
 }
 
@@ -226,19 +216,22 @@ func (s *slab[T]) take(n, size int) []T {
 	return p
 }
 
-func newMemKlineStore() *memKlineStore {
-	s := &memKlineStore{}
+// NewMemKlines returns an empty memory kline store.
+func NewMemKlines() *MemKlines {
+	s := &MemKlines{}
 	for i := range s.parts {
 		s.parts[i].mu.series = make(map[seriesKey]*klineSeries, seriesPerPartition)
 	}
 	return s
 }
 
-func (s *memKlineStore) partition(symbol string) *memKlinePartition {
-	return &s.parts[shardOfFast(symbol, memKlinePartitions)]
+func (s *MemKlines) partition(symbol string) *memKlinePartition {
+	return &s.parts[messages.ShardOf(symbol, memKlinePartitions)]
 }
 
-func (s *memKlineStore) PutKlines(ks []messages.Kline) error {
+// PutKlines stores closed bars, replacing any stored bar with the same
+// (symbol, interval, open time): late corrections overwrite. It never fails.
+func (s *MemKlines) PutKlines(ks []messages.Kline) error {
 	// A Delta's closed bars come in runs of one symbol: look up once per
 	// run, not per bar. A shard's symbols share one partition when the
 	// node has as many shards as the store partitions (the default), so
@@ -383,7 +376,9 @@ func (s *klineSeries) search(t int64) (b, i int, found bool) {
 	return b, i, found
 }
 
-func (s *memKlineStore) Klines(symbol string, iv messages.Interval, start, end int64, limit int, dst []messages.Kline) ([]messages.Kline, error) {
+// Klines appends to dst the stored bars of symbol and iv with open time in
+// [start, end], ascending, at most limit of them (0: no limit).
+func (s *MemKlines) Klines(symbol string, iv messages.Interval, start, end int64, limit int, dst []messages.Kline) ([]messages.Kline, error) {
 	p := s.partition(symbol)
 	p.mu.RLock()
 	defer p.mu.RUnlock()

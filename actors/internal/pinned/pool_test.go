@@ -1,4 +1,4 @@
-package actors
+package pinned
 
 import (
 	"bytes"
@@ -16,11 +16,11 @@ import (
 )
 
 // dispatchNewPool starts a pool closed at cleanup.
-func dispatchNewPool(tb testing.TB, cfg PinnedConfig) *PinnedPool {
+func dispatchNewPool(tb testing.TB, cfg Config) *Pool {
 	tb.Helper()
-	p, err := NewPinnedPool(cfg)
+	p, err := NewPool(cfg)
 	if err != nil {
-		tb.Fatalf("NewPinnedPool(%+v): %v", cfg, err)
+		tb.Fatalf("NewPool(%+v): %v", cfg, err)
 	}
 	tb.Cleanup(p.Close)
 	return p
@@ -53,7 +53,7 @@ func (f dispatchFuncActor) Receive(ctx actor.Context) { f(ctx) }
 
 // dispatchSpawnShards spawns one actor per shard on the pool's dispatcher
 // with a bounded mailbox; onSeq runs inside Receive for each dispatchSeq.
-func dispatchSpawnShards(tb testing.TB, system *actor.ActorSystem, pool *PinnedPool, shards, mailbox int,
+func dispatchSpawnShards(tb testing.TB, system *actor.ActorSystem, pool *Pool, shards, mailbox int,
 	onSeq func(shard int, m dispatchSeq)) []*actor.PID {
 	tb.Helper()
 	pids := make([]*actor.PID, shards)
@@ -71,13 +71,13 @@ func dispatchSpawnShards(tb testing.TB, system *actor.ActorSystem, pool *PinnedP
 }
 
 func TestDispatchConfigValidate(t *testing.T) {
-	if err := DefaultPinnedConfig().Validate(); err != nil {
+	if err := DefaultConfig().Validate(); err != nil {
 		t.Fatalf("default config: %v", err)
 	}
-	if err := (PinnedConfig{}).Validate(); err != nil {
+	if err := (Config{}).Validate(); err != nil {
 		t.Fatalf("zero config: %v", err)
 	}
-	bad := map[string]PinnedConfig{
+	bad := map[string]Config{
 		"negative workers":    {Workers: -1},
 		"negative throughput": {Throughput: -1},
 		"negative queue":      {QueueSize: -1},
@@ -89,9 +89,9 @@ func TestDispatchConfigValidate(t *testing.T) {
 		if err := cfg.Validate(); err == nil {
 			t.Errorf("%s: Validate accepted %+v", name, cfg)
 		}
-		if p, err := NewPinnedPool(cfg); err == nil {
+		if p, err := NewPool(cfg); err == nil {
 			p.Close()
-			t.Errorf("%s: NewPinnedPool accepted %+v", name, cfg)
+			t.Errorf("%s: NewPool accepted %+v", name, cfg)
 		}
 	}
 }
@@ -102,34 +102,34 @@ func TestDispatchDefaultsAndWorkerCount(t *testing.T) {
 		allowed = min(allowed, len(cpus))
 	}
 
-	p := dispatchNewPool(t, PinnedConfig{})
+	p := dispatchNewPool(t, Config{})
 	if got := p.Workers(); got != allowed {
 		t.Errorf("Workers() = %d with Workers 0, want %d", got, allowed)
 	}
-	if got := p.Dispatcher(0).Throughput(); got != DefaultPinnedThroughput {
-		t.Errorf("Throughput() = %d, want %d", got, DefaultPinnedThroughput)
+	if got := p.Dispatcher(0).Throughput(); got != DefaultThroughput {
+		t.Errorf("Throughput() = %d, want %d", got, DefaultThroughput)
 	}
-	if got := cap(p.workers[0].queue); got != DefaultPinnedQueueSize {
-		t.Errorf("queue capacity = %d, want %d", got, DefaultPinnedQueueSize)
+	if got := cap(p.workers[0].queue); got != DefaultQueueSize {
+		t.Errorf("queue capacity = %d, want %d", got, DefaultQueueSize)
 	}
 
-	if got := dispatchNewPool(t, PinnedConfig{Workers: 1000}).Workers(); got != allowed {
+	if got := dispatchNewPool(t, Config{Workers: 1000}).Workers(); got != allowed {
 		t.Errorf("Workers() = %d with Workers 1000, want capped at %d", got, allowed)
 	}
-	if got := dispatchNewPool(t, PinnedConfig{Workers: 1, Throughput: 7}).Dispatcher(3).Throughput(); got != 7 {
+	if got := dispatchNewPool(t, Config{Workers: 1, Throughput: 7}).Dispatcher(3).Throughput(); got != 7 {
 		t.Errorf("Throughput() = %d, want 7", got)
 	}
 	// An explicit CPU list caps the workers and fixes each one's CPU.
-	p = dispatchNewPool(t, PinnedConfig{CPUs: []int{0}})
+	p = dispatchNewPool(t, Config{CPUs: []int{0}})
 	if st := p.Stats(); len(st) != 1 || st[0].CPU != 0 || st[0].Worker != 0 {
 		t.Errorf("Stats() = %+v with CPUs [0], want one worker on CPU 0", st)
 	}
 }
 
 func TestDispatchWorkerOf(t *testing.T) {
-	p := dispatchNewPool(t, PinnedConfig{Workers: 1})
+	p := dispatchNewPool(t, Config{Workers: 1})
 	// Build a pool shape independent of the host: WorkerOf only needs len.
-	p3 := &PinnedPool{workers: make([]*pinnedWorker, 3)}
+	p3 := &Pool{workers: make([]*pinnedWorker, 3)}
 	for shard, want := range map[int]int{0: 0, 1: 1, 2: 2, 3: 0, 64: 1, -1: 2, -3: 0, -4: 2} {
 		if got := p3.WorkerOf(shard); got != want {
 			t.Errorf("WorkerOf(%d) = %d with 3 workers, want %d", shard, got, want)
@@ -150,7 +150,7 @@ func TestDispatchWorkerOf(t *testing.T) {
 // requires every message to arrive exactly once and in order.
 func TestDispatchActorOrder(t *testing.T) {
 	const shards, perShard, mailbox = 16, 2000, 64
-	pool := dispatchNewPool(t, PinnedConfig{QueueSize: shards})
+	pool := dispatchNewPool(t, Config{QueueSize: shards})
 	system := dispatchNewSystem()
 
 	next := make([]int, shards) // owned by each shard's actor
@@ -186,7 +186,7 @@ func TestDispatchActorOrder(t *testing.T) {
 // workers call Schedule on their own queue (a shard sending to a shard on the
 // same worker) and on each other's.
 func TestDispatchActorToActor(t *testing.T) {
-	pool := dispatchNewPool(t, PinnedConfig{})
+	pool := dispatchNewPool(t, Config{})
 	system := dispatchNewSystem()
 	const hops = 5000
 	shards := 2*pool.Workers() + 1 // some pairs share a worker, some do not
@@ -219,7 +219,7 @@ func TestDispatchActorToActor(t *testing.T) {
 // waiting: when Close returns, every message posted before it was processed.
 func TestDispatchCloseDrainsActors(t *testing.T) {
 	const shards, perShard = 8, 500
-	pool := dispatchNewPool(t, PinnedConfig{})
+	pool := dispatchNewPool(t, Config{})
 	system := dispatchNewSystem()
 	counts := make([]atomic.Int64, shards)
 	pids := dispatchSpawnShards(t, system, pool, shards, perShard, func(shard int, _ dispatchSeq) {
@@ -254,7 +254,7 @@ func TestDispatchCloseDrainsActors(t *testing.T) {
 
 // dispatchBlockWorker occupies worker 0 of p until the returned func is
 // called.
-func dispatchBlockWorker(p *PinnedPool) (release func()) {
+func dispatchBlockWorker(p *Pool) (release func()) {
 	entered, gate := make(chan struct{}), make(chan struct{})
 	p.Dispatcher(0).Schedule(func() {
 		close(entered)
@@ -265,7 +265,7 @@ func dispatchBlockWorker(p *PinnedPool) (release func()) {
 }
 
 func TestDispatchCloseDrainsQueue(t *testing.T) {
-	p := dispatchNewPool(t, PinnedConfig{Workers: 1, QueueSize: 64})
+	p := dispatchNewPool(t, Config{Workers: 1, QueueSize: 64})
 	release := dispatchBlockWorker(p)
 	const queued = 50
 	var ran atomic.Int64
@@ -306,7 +306,7 @@ func TestDispatchCloseDrainsQueue(t *testing.T) {
 // and each sender's turns run in its order.
 func TestDispatchScheduleBlocksWhenFull(t *testing.T) {
 	const queueSize, senders, each = 2, 4, 25
-	p := dispatchNewPool(t, PinnedConfig{Workers: 1, QueueSize: queueSize})
+	p := dispatchNewPool(t, Config{Workers: 1, QueueSize: queueSize})
 	release := dispatchBlockWorker(p)
 
 	var ran sync.WaitGroup
@@ -342,7 +342,7 @@ func TestDispatchScheduleBlocksWhenFull(t *testing.T) {
 // runs them without parking; it parks (and counts it) only on an empty
 // queue.
 func TestDispatchCountsParksOnlyWhenIdle(t *testing.T) {
-	p := dispatchNewPool(t, PinnedConfig{Workers: 1, QueueSize: 64})
+	p := dispatchNewPool(t, Config{Workers: 1, QueueSize: 64})
 	for p.Stats()[0].Parks == 0 { // the new worker's queue is empty
 		runtime.Gosched()
 	}
@@ -369,7 +369,7 @@ func TestDispatchCountsParksOnlyWhenIdle(t *testing.T) {
 // goroutine, and Close does not hang.
 func TestDispatchCloseRacesSchedule(t *testing.T) {
 	const senders, each = 4, 2000
-	p := dispatchNewPool(t, PinnedConfig{Workers: 1, QueueSize: 8})
+	p := dispatchNewPool(t, Config{Workers: 1, QueueSize: 8})
 	var ran sync.WaitGroup
 	ran.Add(senders * each)
 	var count atomic.Int64
@@ -424,7 +424,7 @@ func TestDispatchDrainAfterSentinel(t *testing.T) {
 }
 
 func TestDispatchScheduleNilPanics(t *testing.T) {
-	p := dispatchNewPool(t, PinnedConfig{Workers: 1})
+	p := dispatchNewPool(t, Config{Workers: 1})
 	defer func() {
 		if recover() == nil {
 			t.Error("Schedule(nil) did not panic")
@@ -446,7 +446,7 @@ func TestDispatchUnpinnedFallback(t *testing.T) {
 	}
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
-	p := dispatchNewPool(t, PinnedConfig{CPUs: []int{bogus}, Logger: logger})
+	p := dispatchNewPool(t, Config{CPUs: []int{bogus}, Logger: logger})
 	if got := strings.Count(logs.String(), "cpu affinity unavailable, running unpinned"); got != 1 {
 		t.Errorf("warning logged %d times, want once; log:\n%s", got, logs.String())
 	}
@@ -468,7 +468,7 @@ func TestDispatchUnpinnedFallback(t *testing.T) {
 // to K actors and reports msgs/s (until the last one is processed) for
 // protoactor's default goroutine-per-turn dispatcher and for the pinned pool:
 //
-//   - pinned: DefaultPinnedConfig (a worker on every CPU);
+//   - pinned: DefaultConfig (a worker on every CPU);
 //   - pinned-spare: one CPU fewer than that, left to the sender and runtime;
 //   - pinned-t1M: every CPU, Throughput 1<<20. protoactor's mailbox calls
 //     runtime.Gosched every Throughput messages, and on a locked thread that
@@ -481,17 +481,17 @@ func BenchmarkPinnedDispatcher(b *testing.B) {
 	type benchMsg struct{}
 	dispatchers := []struct {
 		name string
-		cfg  func() PinnedConfig // nil: protoactor's default dispatcher
+		cfg  func() Config // nil: protoactor's default dispatcher
 	}{
 		{"default", nil},
-		{"pinned", DefaultPinnedConfig},
-		{"pinned-spare", func() PinnedConfig {
-			c := DefaultPinnedConfig()
+		{"pinned", DefaultConfig},
+		{"pinned-spare", func() Config {
+			c := DefaultConfig()
 			c.Workers = max(1, runtime.NumCPU()-1)
 			return c
 		}},
-		{"pinned-t1M", func() PinnedConfig {
-			c := DefaultPinnedConfig()
+		{"pinned-t1M", func() Config {
+			c := DefaultConfig()
 			c.Throughput = 1 << 20
 			return c
 		}},
@@ -508,7 +508,7 @@ func BenchmarkPinnedDispatcher(b *testing.B) {
 			for _, disp := range dispatchers {
 				name := fmt.Sprintf("mailbox=%s/actors=%d/dispatcher=%s", mb.name, actors, disp.name)
 				b.Run(name, func(b *testing.B) {
-					var pool *PinnedPool
+					var pool *Pool
 					if disp.cfg != nil {
 						pool = dispatchNewPool(b, disp.cfg())
 					}
@@ -523,7 +523,7 @@ func BenchmarkPinnedDispatcher(b *testing.B) {
 						if quota > 0 {
 							done.Add(1)
 						}
-						d := actor.NewDefaultDispatcher(DefaultPinnedThroughput)
+						d := actor.NewDefaultDispatcher(DefaultThroughput)
 						if pool != nil {
 							d = pool.Dispatcher(i)
 						}

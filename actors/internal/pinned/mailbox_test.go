@@ -1,4 +1,4 @@
-package actors
+package pinned
 
 import (
 	"fmt"
@@ -90,7 +90,7 @@ func (mailboxSysMsg) SystemMessage() {}
 // mailboxNewDirect returns a shard mailbox driven by a held dispatcher and a
 // logging invoker.
 func mailboxNewDirect(throughput int) (actor.Mailbox, *mailboxHeldDispatcher, *mailboxLogInvoker) {
-	mb := newShardMailbox()
+	mb := NewMailbox()
 	d := &mailboxHeldDispatcher{throughput: throughput}
 	inv := &mailboxLogInvoker{mb: mb}
 	mb.RegisterHandlers(inv, d)
@@ -116,16 +116,16 @@ var mailboxDispatchers = []struct {
 		return func(int) actor.Dispatcher { return nil }
 	}},
 	{"pinned dispatcher", func(t *testing.T) func(int) actor.Dispatcher {
-		return dispatchNewPool(t, PinnedConfig{Workers: 2}).Dispatcher
+		return dispatchNewPool(t, Config{Workers: 2}).Dispatcher
 	}},
 	{"pinned dispatcher throughput 1", func(t *testing.T) func(int) actor.Dispatcher {
-		return dispatchNewPool(t, PinnedConfig{Workers: 2, Throughput: 1}).Dispatcher
+		return dispatchNewPool(t, Config{Workers: 2, Throughput: 1}).Dispatcher
 	}},
 }
 
 // mailboxProps returns props using the shard mailbox and, if d is not nil, d.
 func mailboxProps(receive actor.ReceiveFunc, d actor.Dispatcher) *actor.Props {
-	opts := []actor.PropsOption{actor.WithMailbox(newShardMailbox)}
+	opts := []actor.PropsOption{actor.WithMailbox(NewMailbox)}
 	if d != nil {
 		opts = append(opts, actor.WithDispatcher(d))
 	}
@@ -290,9 +290,9 @@ func TestMailboxAllocs(t *testing.T) {
 		burst      int  // messages queued before the turn runs; 0: run each at once
 		wantAllocs bool // only the default mailbox
 	}{
-		{"idle mailbox, one message per turn", newShardMailbox, 300, 0, false},
-		{"burst of 1000 drained in one turn", newShardMailbox, 300, 1000, false},
-		{"burst of 100 yielding every message", newShardMailbox, 1, 100, false},
+		{"idle mailbox, one message per turn", NewMailbox, 300, 0, false},
+		{"burst of 1000 drained in one turn", NewMailbox, 300, 1000, false},
+		{"burst of 100 yielding every message", NewMailbox, 1, 100, false},
 		{"protoactor default mailbox", actor.Unbounded(), 300, 0, true},
 	}
 	for _, tc := range cases {
@@ -579,7 +579,7 @@ func TestMailboxPerTurnYields(t *testing.T) {
 	d := &mailboxHeldDispatcher{throughput: 300}
 	var order []string
 	a := newYieldingMailbox(1)
-	b := newShardMailbox()
+	b := NewMailbox()
 	invA := &mailboxLogInvoker{mb: a, onUser: func(msg any) {
 		order = append(order, fmt.Sprint("a:", msg))
 		if msg == "a1" {
