@@ -1,11 +1,9 @@
-package actors
+package shard
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
-	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -16,257 +14,9 @@ import (
 	"github.com/klinecast/klinecast/storage"
 )
 
-// ShardOf maps a symbol to its shard with a stable hash (FNV-1a), the same
-// in every process and version: shard placement and snapshots depend on it.
-func ShardOf(symbol string, shards int) int {
-	h := fnv.New32a()
-	h.Write([]byte(symbol))
-	return int(h.Sum32() % uint32(shards))
-}
-
-// shardOfFast is ShardOf without the hash.Hash allocation, for the ingest
-// path. Both compute FNV-1a; a test keeps them equal.
-func shardOfFast(symbol string, shards int) int {
-	h := uint32(2166136261)
-	for i := 0; i < len(symbol); i++ {
-		h ^= uint32(symbol[i])
-		h *= 16777619
-	}
-	return int(h % uint32(shards))
-}
-
-// DeltaSink receives shard output. Deliver is called on the shard's
-// goroutine; it must not block, and must copy whatever it keeps: d is
-// reused once Deliver returns. Delivery is at least once: a shard that
-// restarts (after a panic) delivers again what it rebuilt since its last
-// checkpoint, so a sink must treat a bar it has seen as an update of it.
-type DeltaSink interface {
-	Deliver(shard int, d *aggregate.Delta)
-}
-
-// DeltaSinkFunc adapts a function to DeltaSink.
-type DeltaSinkFunc func(shard int, d *aggregate.Delta)
-
-// Deliver calls f.
-func (f DeltaSinkFunc) Deliver(shard int, d *aggregate.Delta) { f(shard, d) }
-
-// shardPart is one ingest request's trades for one shard: indices into
-// the request's trades (ingest), or trades of its own (WAL replays, the
-// input log of a memory-only shard).
-type shardPart struct {
-	call *IngestCall // the request (nil: replayed or logged; nobody to answer)
-	// idx are the part's trades as positions in call.trades, in request
-	// order; they are also the positions per-item errors report.
-	idx []int32
-	// trades, when non-nil, are the part's trades (idx, if set, still
-	// gives their positions in the request).
-	trades []messages.Trade
-
-	seq        uint64
-	tickBefore int64 // the clock the shard has been sent before these trades
-	tickAfter  int64 // event clock: the watermark after them (0: none)
-	answered   bool  // the request got this part's answer (only the shard touches it)
-	// res accumulates the part's outcome over its chunks (memory-only
-	// nodes; only the shard touches it).
-	res partResult
-
-	// wal is the part's WAL append, queued by the shard before it applies
-	// the trades (durable nodes only). Only the shard's goroutine uses it;
-	// Ingest gets it through the reply.
-	wal *storage.Append
-}
-
-// partResult is a shard's answer for one shardPart.
-type partResult struct {
-	shard      int
-	applied    int
-	duplicates int
-	rejected   []ItemError
-	wal        *storage.Append // the part's WAL append; Ingest waits for it
-	err        error
-
-	// A router partition's summary of a request (summary true): how many
-	// parts it sent, the newest valid trade, and the invalid trades it
-	// found (in rejected).
-	summary bool
-	parts   int
-	maxTime int64
-}
-
-// len returns the number of trades in the part.
-func (p *shardPart) len() int {
-	if p.trades != nil {
-		return len(p.trades)
-	}
-	return len(p.idx)
-}
-
-// trade returns the part's i-th trade.
-func (p *shardPart) trade(i int) *messages.Trade {
-	if p.trades != nil {
-		return &p.trades[i]
-	}
-	return &p.call.trades[p.idx[i]]
-}
-
-// position returns the index in its request of the part's i-th trade.
-func (p *shardPart) position(i int) int {
-	if p.idx != nil {
-		return int(p.idx[i])
-	}
-	return i
-}
-
-// answer gives the request its answer for this part, once: a restart that
-// processes the part again does not answer again. It never blocks (the
-// request's reply channel has room for every shard).
-func (p *shardPart) answer(r partResult) {
-	if p.call == nil || p.answered {
-		return
-	}
-	p.answered = true
-	p.call.arrive(r)
-}
-
-// shardTick moves a shard's clock.
-type shardTick struct{ now int64 }
-
-// walDurable tells a shard that a part's WAL append finished (sent by the
-// shard's WAL waiter, in append order).
-type walDurable struct{ part *shardPart }
-
-// awaitEntry is an input waiting for an earlier part's WAL write: a part,
-// or a clock tick (part == nil).
-type awaitEntry struct {
-	part *shardPart
-	tick int64
-}
-
-// recovery is what a shard's first start restored.
-type recovery struct {
-	records, trades int64 // WAL records and trades replayed
-	symbols         int
-	watermark       int64
-	err             error
-}
-
-// errStopReplay ends a WAL replay at the last input the failed incarnation
-// started; later records are still in the mailbox.
-var errStopReplay = errors.New("actors: stop replay")
-
-// openBarQuery asks a shard for a symbol's open bar.
-type openBarQuery struct {
-	symbol string
-	iv     messages.Interval
-	reply  chan<- openBarReply
-}
-
-type openBarReply struct {
-	bar messages.Kline
-	ok  bool
-}
-
-type symbolsQuery struct{ reply chan<- []string }
-
-// checkpointNow asks a shard to checkpoint its state.
-type checkpointNow struct{ done chan<- error }
-
-// PanicShard makes the receiving shard actor panic: a fault drill to check
-// that supervision restarts it with its state intact.
-type PanicShard struct{ Reason string }
-
-// shardLogEntry is one input a memory-only shard applied since its last
-// checkpoint: a tick, or a part whose trades the shard copied into its
-// log (logTrades[lo:hi]).
-type shardLogEntry struct {
-	part                  bool
-	lo, hi                int
-	tickBefore, tickAfter int64
-	tick                  int64
-}
-
-// shardHandle is the part of a shard that outlives its actor incarnations:
-// the checkpoint it restarts from, the inputs applied since, and counters.
-// Only the shard's current incarnation touches the non-atomic fields, and
-// incarnations never overlap (protoactor restarts in the same mailbox).
-type shardHandle struct {
-	id   int
-	node *Node
-	pid  *actor.PID
-
-	// Memory-only nodes restart from the in-memory checkpoint and the
-	// inputs logged since (see shard.keep).
-	checkpoint aggregate.Checkpoint
-	log        []shardLogEntry
-	logTrades  []messages.Trade // the logged parts' trades
-	delivered  int              // log entries whose output was delivered
-
-	// Durable nodes apply a part once its WAL record is durable: awaiting
-	// holds the inputs waiting for that, in order, and walq feeds the
-	// waiter goroutine that reports each append's outcome (walDurable).
-	awaiting []awaitEntry
-	walq     chan *shardPart
-
-	// Durable nodes restart from the stored snapshot and the WAL.
-	started   bool            // the first start (recovery) happened
-	recovered chan recovery   // the first start's outcome, for Node.Start
-	lastWAL   *storage.Append // the WAL append of the last part an incarnation started
-	inflight  *shardPart      // the part being applied (nil between parts)
-	// A memory-only shard's part arrives in chunks: inflightHi is where
-	// the chunk being applied ends (the part is applied up to there once
-	// it succeeds), inflightLast whether it is the part's last.
-	inflightHi   int32
-	inflightLast bool
-	// inflightFailures counts the incarnations that failed while applying
-	// the part in flight (applying: a chunk of it, or its replay, was
-	// being applied; other failures between two chunks do not count); at
-	// Config.partFailureLimit the part is given up (see abandon). abandoned is
-	// such a part whose remaining chunks are still to come: they are
-	// skipped, and its last one is answered with abandonErr.
-	applying         bool
-	inflightFailures int
-	abandoned        *shardPart
-	abandonErr       error
-	// deferredCheckpoints are checkpoint requests that arrived between two
-	// chunks of a part, answered once it is finished.
-	deferredCheckpoints []chan<- error
-	// appliedSeq bounds the replay of a restart: records up to it were
-	// started by the failed incarnation. MaxUint64 before the first start.
-	appliedSeq   uint64
-	deliveredSeq uint64 // records up to here had their output delivered
-	walSeq       uint64 // the last WAL record replayed by a start
-	lastTick     int64  // the last clock tick applied
-
-	// How keep made applied parts recoverable (memory-only), for tests
-	// and stats.
-	keptBySave atomic.Uint64
-	keptByLog  atomic.Uint64
-
-	enqueued    atomic.Uint64
-	processed   atomic.Uint64
-	restarts    atomic.Int64
-	lastFailure atomic.Pointer[string]
-	pingSent    atomic.Int64 // unix ms of the unanswered heartbeat, 0: none
-	stopped     atomic.Bool  // stopped for good by its supervisor (restart limit)
-}
-
-// lastFailure returns the recorded failure reason, or "unknown" (none
-// recorded).
-func lastFailure(p *atomic.Pointer[string]) string {
-	if r := p.Load(); r != nil {
-		return *r
-	}
-	return "unknown"
-}
-
-func (h *shardHandle) send(system *actor.ActorSystem, msg any) {
-	h.enqueued.Add(1)
-	system.Root.Send(h.pid, msg)
-}
-
 // shard is one incarnation of a shard actor.
 type shard struct {
-	h       *shardHandle
+	h       *Handle
 	core    *aggregate.Core
 	scratch []messages.Trade // a part's trades for its WAL record
 	// touched keeps applyIdx's loads of the trades it touches ahead of
@@ -296,7 +46,7 @@ const maxPendingPuts = 64
 // queuePut queues d's closed bars on the durable store; the shard keeps d
 // until the write succeeded.
 func (s *shard) queuePut(d *aggregate.Delta) {
-	w, err := s.h.node.store.PutKlinesAsync(context.Background(), d.Closed)
+	w, err := s.h.env.Store.PutKlinesAsync(context.Background(), d.Closed)
 	if err != nil {
 		w = nil // found and retried by waitPuts
 	}
@@ -320,7 +70,7 @@ func (s *shard) waitPuts(keep int) error {
 			// deliver again everything since its snapshot.
 			s.h.deliveredSeq = 0
 			if s.putFails++; s.putFails == 1 || s.putFails%100 == 0 {
-				s.h.node.log.Error("storing closed bars failed; will retry", "shard", s.h.id, "pending", len(s.puts), "err", err)
+				s.h.env.Log.Error("storing closed bars failed; will retry", "shard", s.h.id, "pending", len(s.puts), "err", err)
 			}
 			for i := range s.puts {
 				if s.puts[i].w != nil {
@@ -347,42 +97,33 @@ var errPutNotQueued = errors.New("actors: closed-bar write not queued")
 
 func (s *shard) Receive(ctx actor.Context) {
 	h := s.h
-	defer func() {
-		if r := recover(); r != nil {
-			reason := fmt.Sprint(r)
-			h.lastFailure.Store(&reason)
-			panic(r) // supervision restarts the shard
-		}
-	}()
+	defer h.Stats.RecordPanic() // and supervision restarts the shard
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		s.start()
 		return
 	case *actor.Restarting:
-		h.restarts.Add(1)
+		h.Stats.Restarts.Add(1)
 		if h.applying {
 			h.inflightFailures++
 			h.applying = false
 		}
 		return
 	case *actor.Stopping:
-		if !h.node.closed.Load() {
-			h.stopped.Store(true)
-			h.node.actorStopped(shardName(h.id), lastFailure(&h.lastFailure))
-		}
+		h.Stats.Stopping(h.env.Life)
 		return
 	case *actor.Stopped:
 		return
-	case *chunkPart:
-		if h.node.store == nil {
+	case *Chunk:
+		if h.env.Store == nil {
 			s.applyChunk(m)
 			break
 		}
 		// A durable node's part comes whole, in one chunk.
-		p := m.part
+		p := m.Part
 		if err := s.record(p); err != nil {
 			// Not recorded, so not applied: the producer gets the error.
-			p.answer(partResult{shard: h.id, err: err})
+			p.answer(Result{Shard: h.id, Err: err})
 			break
 		}
 		// Durable first, then applied (like raft's persist-then-apply): a
@@ -393,38 +134,38 @@ func (s *shard) Receive(ctx actor.Context) {
 		h.walq <- p
 	case *walDurable:
 		s.applyDurable(m.part)
-	case *shardTick:
+	case *Tick:
 		if len(h.awaiting) > 0 {
-			h.awaiting = append(h.awaiting, awaitEntry{tick: m.now}) // stays behind the parts
+			h.awaiting = append(h.awaiting, awaitEntry{tick: m.Now}) // stays behind the parts
 			break
 		}
-		s.applyTick(m.now)
-	case *openBarQuery:
+		s.applyTick(m.Now)
+	case *OpenBarQuery:
 		// The caller reads closed bars from the store next: make every
 		// bar this shard closed visible there first (if the store is
 		// failing, the answer may lack the newest closed bars).
 		_ = s.waitPuts(0)
-		k, ok := s.core.OpenBar(m.symbol, m.iv)
-		m.reply <- openBarReply{k, ok}
-	case *shardPing:
-		h.pingSent.Store(0)
-	case *symbolsQuery:
-		m.reply <- s.core.Symbols(nil)
-	case *checkpointNow:
-		if h.node.store == nil && h.inflight != nil {
+		k, ok := s.core.OpenBar(m.Symbol, m.Iv)
+		m.Reply <- OpenBarReply{k, ok}
+	case *Ping:
+		h.Stats.PingSent.Store(0)
+	case *SymbolsQuery:
+		m.Reply <- s.core.Symbols(nil)
+	case *CheckpointNow:
+		if h.env.Store == nil && h.inflight != nil {
 			// Between two chunks of a part: after the part, so the
 			// checkpoint never holds half of it.
-			h.deferredCheckpoints = append(h.deferredCheckpoints, m.done)
+			h.deferredCheckpoints = append(h.deferredCheckpoints, m.Done)
 			break
 		}
-		m.done <- s.checkpoint()
-	case *PanicShard:
-		h.processed.Add(1)
+		m.Done <- s.checkpoint()
+	case *Panic:
+		h.Stats.Processed.Add(1)
 		panic(fmt.Sprintf("shard %d: %s", h.id, m.Reason))
 	default:
 		return
 	}
-	h.processed.Add(1)
+	h.Stats.Processed.Add(1)
 }
 
 // start builds the core. A durable node's shard loads its snapshot and
@@ -437,16 +178,16 @@ func (s *shard) Receive(ctx actor.Context) {
 // twice.
 func (s *shard) start() {
 	h := s.h
-	if h.node.store != nil {
+	if h.env.Store != nil {
 		rec, err := s.startDurable()
 		if !h.started {
 			h.started = true
-			rec.err = err
+			rec.Err = err
 			h.recovered <- rec
 			if err != nil {
 				// Node.Start fails with this error and stops the tree;
 				// give it a core so queries in between do not crash.
-				s.core, _ = aggregate.New(h.node.coreConfig)
+				s.core, _ = aggregate.New(h.env.Core)
 			}
 			return
 		}
@@ -458,10 +199,10 @@ func (s *shard) start() {
 	defer func() {
 		if !h.started {
 			h.started = true
-			h.recovered <- recovery{symbols: len(s.core.Symbols(nil)), watermark: s.core.Watermark()}
+			h.recovered <- Recovery{Symbols: len(s.core.Symbols(nil)), Watermark: s.core.Watermark()}
 		}
 	}()
-	cfg := h.node.coreConfig
+	cfg := h.env.Core
 	var err error
 	if h.checkpoint.Valid() {
 		s.core, err = aggregate.RestoreCheckpoint(cfg, &h.checkpoint)
@@ -481,7 +222,7 @@ func (s *shard) start() {
 		deliver := i >= h.delivered
 		var err error
 		if e.part {
-			p := shardPart{trades: h.logTrades[e.lo:e.hi], tickBefore: e.tickBefore, tickAfter: e.tickAfter}
+			p := Part{trades: h.logTrades[e.lo:e.hi], TickBefore: e.TickBefore, TickAfter: e.TickAfter}
 			_, err = s.applyPart(&p, deliver)
 		} else {
 			s.core.Tick(e.tick)
@@ -493,7 +234,7 @@ func (s *shard) start() {
 	}
 	h.delivered = len(h.log)
 	replayed := len(h.log)
-	if p := h.inflight; p != nil && h.inflightFailures >= h.node.cfg.partFailureLimit {
+	if p := h.inflight; p != nil && h.inflightFailures >= h.env.PartFailureLimit {
 		s.abandon(p)
 	} else if p != nil {
 		// The part being applied: its trades up to the chunk that failed
@@ -502,7 +243,7 @@ func (s *shard) start() {
 		// gate token (still held) released. Otherwise its next chunks are
 		// in the mailbox.
 		h.applying = true
-		if f := h.node.cfg.replayFault; f != nil && f(h.id) {
+		if f := h.env.Faults.Replay; f != nil && f(h.id) {
 			panic(fmt.Sprintf("shard %d: injected fault replaying a part", h.id))
 		}
 		s.beginPart(p)
@@ -513,16 +254,16 @@ func (s *shard) start() {
 		h.applying = false
 		replayed++
 	}
-	h.node.log.Info("shard rebuilt after restart", "shard", h.id, "inputs_replayed", replayed, "took", time.Since(began))
+	h.env.Log.Info("shard rebuilt after restart", "shard", h.id, "inputs_replayed", replayed, "took", time.Since(began))
 }
 
-// maxPartFailures is how many incarnations of a memory-only shard may fail
+// DefaultPartFailureLimit is how many incarnations of a memory-only shard may fail
 // in a row applying one part before the shard gives the part up. Below the
 // supervisor's restart limit (maxRestarts), so a part that crashes the
 // shard every time fails its request instead of stopping the shard.
-const maxPartFailures = 3
+const DefaultPartFailureLimit = 3
 
-// abandon gives up the part in flight after it failed maxPartFailures
+// abandon gives up the part in flight after it failed DefaultPartFailureLimit
 // times in a row: a trade or a delivery (a Sink) that crashes the shard
 // whenever it is applied again. The shard's state stays as start rebuilt
 // it, from before the part, so none of the part's trades is applied, and
@@ -530,15 +271,15 @@ const maxPartFailures = 3
 // Nothing acknowledged is lost, and the shard serves on: otherwise it
 // would exhaust its restart limit and stop, and every later request for
 // its symbols would wait forever.
-func (s *shard) abandon(p *shardPart) {
+func (s *shard) abandon(p *Part) {
 	h := s.h
-	reason := lastFailure(&h.lastFailure)
+	reason := h.Stats.LastFailure()
 	err := fmt.Errorf("%w: it failed %d times, last: %s", ErrPartFailed, h.inflightFailures, reason)
-	h.node.log.Error("shard gives up a part that fails every time it is applied", "shard", h.id,
+	h.env.Log.Error("shard gives up a part that fails every time it is applied", "shard", h.id,
 		"trades", p.len(), "failures", h.inflightFailures, "last_failure", reason)
 	h.inflight, h.inflightFailures = nil, 0
 	if h.inflightLast {
-		p.answer(partResult{shard: h.id, err: err})
+		p.answer(Result{Shard: h.id, Err: err})
 	} else {
 		// Its next chunks are in the mailbox: answer with the last one
 		// (the request is recycled once answered, and the chunk messages
@@ -561,42 +302,42 @@ func (s *shard) answerDeferredCheckpoints() {
 
 // applyPart applies one part, ticks the event clock and flushes (the
 // output is dropped unless deliver). The caller answers.
-func (s *shard) applyPart(p *shardPart, deliver bool) (partResult, error) {
-	res := partResult{shard: s.h.id, wal: p.wal}
+func (s *shard) applyPart(p *Part, deliver bool) (Result, error) {
+	res := Result{Shard: s.h.id, WAL: p.WAL}
 	s.applyTrades(p, &res)
-	res.err = s.flush(deliver)
-	return res, res.err
+	res.Err = s.flush(deliver)
+	return res, res.Err
 }
 
 // applyTrades ticks to where the part was routed, applies its trades and
 // ticks the event clock past them, counting outcomes into res (nil: no
 // counting, as in replays whose answers were given).
-func (s *shard) applyTrades(p *shardPart, res *partResult) {
-	if p.tickBefore > 0 {
+func (s *shard) applyTrades(p *Part, res *Result) {
+	if p.TickBefore > 0 {
 		// A no-op live (the shard was sent this tick before); a replay
 		// ticks here where the live shard had been ticked.
-		s.core.Tick(p.tickBefore)
+		s.core.Tick(p.TickBefore)
 	}
 	if p.trades == nil && res != nil {
-		s.applyIdx(p, 0, int32(len(p.idx)), res)
+		s.applyIdx(p, 0, int32(len(p.Idx)), res)
 	} else {
 		for i, n := 0, p.len(); i < n; i++ {
 			t := p.trade(i)
 			if o := s.core.Apply(t); res != nil {
 				if o == aggregate.Applied {
-					res.applied++
+					res.Applied++
 				} else {
 					res.count(o, p.position(i), t)
 				}
 			}
 		}
 	}
-	if p.tickAfter > 0 {
-		s.core.Tick(p.tickAfter)
+	if p.TickAfter > 0 {
+		s.core.Tick(p.TickAfter)
 	}
 }
 
-// applyIdx applies the trades p.idx[lo:hi], read in place from the request,
+// applyIdx applies the trades p.Idx[lo:hi], read in place from the request,
 // counting outcomes into res: the hot path. The trades are scattered over
 // the request (1 in 64 with 64 shards), and from DRAM, L3 or the other
 // core's cache each is a miss that costs about what applying it does.
@@ -608,11 +349,11 @@ func (s *shard) applyTrades(p *shardPart, res *partResult) {
 // a trade against 8 in profiles), most likely because each copy's stores
 // wait for its missing loads and a full store queue stalls the loads of
 // the trades after it.
-func (s *shard) applyIdx(p *shardPart, lo, hi int32, res *partResult) {
-	trades := p.call.trades
+func (s *shard) applyIdx(p *Part, lo, hi int32, res *Result) {
+	trades := p.Req.Trades
 	touched := s.touched
 	for base := lo; base < hi; base += touchRun {
-		run := p.idx[base:min(base+touchRun, hi)]
+		run := p.Idx[base:min(base+touchRun, hi)]
 		for _, j := range run {
 			// A trade (80 bytes) spans two cache lines, one holding its
 			// first word and the other its last.
@@ -622,7 +363,7 @@ func (s *shard) applyIdx(p *shardPart, lo, hi int32, res *partResult) {
 		for _, j := range run {
 			t := &trades[j]
 			if o := s.core.Apply(t); o == aggregate.Applied {
-				res.applied++
+				res.Applied++
 			} else {
 				res.count(o, int(j), t)
 			}
@@ -633,13 +374,13 @@ func (s *shard) applyIdx(p *shardPart, lo, hi int32, res *partResult) {
 
 // applyChunk applies one chunk of a part (memory-only nodes); the last one
 // finishes the part.
-func (s *shard) applyChunk(m *chunkPart) {
+func (s *shard) applyChunk(m *Chunk) {
 	h := s.h
-	p := m.part
+	p := m.Part
 	if p == h.abandoned {
-		if m.last {
+		if m.Last {
 			h.abandoned = nil
-			p.answer(partResult{shard: h.id, err: h.abandonErr})
+			p.answer(Result{Shard: h.id, Err: h.abandonErr})
 		}
 		return
 	}
@@ -647,17 +388,17 @@ func (s *shard) applyChunk(m *chunkPart) {
 	// to here again (see start).
 	// applying stays set if this panics (no defer): the failure counts
 	// against the part.
-	h.inflight, h.inflightHi, h.inflightLast = p, m.hi, m.last
+	h.inflight, h.inflightHi, h.inflightLast = p, m.Hi, m.Last
 	h.applying = true
-	if m.lo == 0 {
+	if m.Lo == 0 {
 		s.beginPart(p)
 	}
-	if f := h.node.cfg.chunkFault; f != nil && f(h.id, m.lo) {
-		s.applyIdx(p, m.lo, m.lo+(m.hi-m.lo)/2, &p.res)
-		panic(fmt.Sprintf("shard %d: injected fault in a chunk at %d", h.id, m.lo))
+	if f := h.env.Faults.Chunk; f != nil && f(h.id, m.Lo) {
+		s.applyIdx(p, m.Lo, m.Lo+(m.Hi-m.Lo)/2, &p.res)
+		panic(fmt.Sprintf("shard %d: injected fault in a chunk at %d", h.id, m.Lo))
 	}
-	s.applyIdx(p, m.lo, m.hi, &p.res)
-	if m.last {
+	s.applyIdx(p, m.Lo, m.Hi, &p.res)
+	if m.Last {
 		s.finishPart(p)
 	}
 	h.applying = false
@@ -665,20 +406,20 @@ func (s *shard) applyChunk(m *chunkPart) {
 
 // beginPart starts a part's outcome and ticks to where it was routed (a
 // no-op live: the shard was sent this tick before; a restart needs it).
-func (s *shard) beginPart(p *shardPart) {
-	p.res = partResult{shard: s.h.id}
-	if p.tickBefore > 0 {
-		s.core.Tick(p.tickBefore)
+func (s *shard) beginPart(p *Part) {
+	p.res = Result{Shard: s.h.id}
+	if p.TickBefore > 0 {
+		s.core.Tick(p.TickBefore)
 	}
 }
 
 // finishPart ticks past a part (event clock), flushes, keeps what a
 // restart needs, answers the request and releases the gate token; then it
 // takes the checkpoints asked for while the part was in progress.
-func (s *shard) finishPart(p *shardPart) {
+func (s *shard) finishPart(p *Part) {
 	h := s.h
-	if p.tickAfter > 0 {
-		s.core.Tick(p.tickAfter)
+	if p.TickAfter > 0 {
+		s.core.Tick(p.TickAfter)
 	}
 	if err := s.flush(true); err != nil {
 		// Not marked delivered: the restarted incarnation finishes the
@@ -694,20 +435,20 @@ func (s *shard) finishPart(p *shardPart) {
 }
 
 // count records an outcome other than Applied.
-func (r *partResult) count(o aggregate.Outcome, pos int, t *messages.Trade) {
+func (r *Result) count(o aggregate.Outcome, pos int, t *messages.Trade) {
 	if o == aggregate.Duplicate {
-		r.duplicates++
+		r.Duplicates++
 		return
 	}
-	r.rejected = append(r.rejected, ItemError{Index: pos, Error: rejectReason(o, t)})
+	r.Rejected = append(r.Rejected, ItemError{Index: pos, Error: rejectReason(o, t)})
 }
 
 // applyLive applies a durable node's part once its WAL record is durable,
 // and answers it. (A memory-only node's parts go through applyChunk.)
-func (s *shard) applyLive(p *shardPart) {
+func (s *shard) applyLive(p *Part) {
 	h := s.h
 	h.inflight = p
-	h.lastWAL = p.wal
+	h.lastWAL = p.WAL
 	res, err := s.applyPart(p, true)
 	if err != nil {
 		// The restarted incarnation replays this input from the WAL and
@@ -725,7 +466,7 @@ func (s *shard) applyLive(p *shardPart) {
 // per shard and large parts (a busy feed) the save is far cheaper than
 // the trades; with many symbols and small parts, the log is. The log is
 // bounded: past maxLogTrades trades the shard saves regardless.
-func (s *shard) keep(p *shardPart) {
+func (s *shard) keep(p *Part) {
 	h := s.h
 	logged := len(h.logTrades) + p.len()
 	if s.core.CheckpointBytes() <= logged*tradeBytes || logged > maxLogTrades || len(h.log) >= maxLogEntries {
@@ -742,7 +483,7 @@ func (s *shard) keep(p *shardPart) {
 	for i, n := 0, p.len(); i < n; i++ {
 		h.logTrades = append(h.logTrades, *p.trade(i))
 	}
-	h.log = append(h.log, shardLogEntry{part: true, lo: lo, hi: len(h.logTrades), tickBefore: p.tickBefore, tickAfter: p.tickAfter})
+	h.log = append(h.log, shardLogEntry{part: true, lo: lo, hi: len(h.logTrades), TickBefore: p.TickBefore, TickAfter: p.TickAfter})
 	h.keptByLog.Add(1)
 }
 
@@ -757,7 +498,7 @@ const tradeBytes = int(unsafe.Sizeof(messages.Trade{}))
 // applyTick moves the clock and flushes.
 func (s *shard) applyTick(now int64) {
 	h := s.h
-	if h.node.store == nil {
+	if h.env.Store == nil {
 		h.log = append(h.log, shardLogEntry{tick: now})
 	}
 	s.core.Tick(now)
@@ -772,15 +513,15 @@ func (s *shard) applyTick(now int64) {
 // if its record is durable, refused (and not applied) if the write failed;
 // then the ticks queued behind it. A notice for a part that is not the
 // oldest waiting one is stale (a restart already dealt with it).
-func (s *shard) applyDurable(p *shardPart) {
+func (s *shard) applyDurable(p *Part) {
 	h := s.h
 	if len(h.awaiting) == 0 || h.awaiting[0].part != p {
 		return
 	}
 	h.awaiting[0] = awaitEntry{}
 	h.awaiting = h.awaiting[1:]
-	if _, err := p.wal.Wait(); err != nil {
-		p.answer(partResult{shard: h.id, wal: p.wal, err: err})
+	if _, err := p.WAL.Wait(); err != nil {
+		p.answer(Result{Shard: h.id, WAL: p.WAL, Err: err})
 	} else {
 		s.applyLive(p)
 	}
@@ -813,18 +554,18 @@ func (s *shard) flush(deliver bool) error {
 		s.core.Release(d)
 		return nil
 	}
-	n := s.h.node
-	if n.cfg.Sink != nil {
-		n.cfg.Sink.Deliver(s.h.id, d)
+	env := s.h.env
+	if env.Sink != nil {
+		env.Sink.Deliver(s.h.id, d)
 	}
-	n.deltas.Add(1)
+	env.Deltas.Add(1)
 	if len(d.Closed) == 0 {
 		s.core.Release(d)
 		return nil
 	}
-	if n.store == nil {
+	if env.Store == nil {
 		defer s.core.Release(d)
-		return n.klines.PutKlines(d.Closed) // memory: cannot fail
+		return env.Mem.PutKlines(d.Closed) // memory: cannot fail
 	}
 	// A failed write is kept and retried (waitPuts); the trades that made
 	// these bars are in the WAL either way, so the caller need not fail.
@@ -840,7 +581,7 @@ func (s *shard) checkpoint() error {
 	if err := s.flush(true); err != nil {
 		return err
 	}
-	if s.h.node.store != nil {
+	if s.h.env.Store != nil {
 		// Closed bars first: the snapshot covers the WAL that made them.
 		if err := s.waitPuts(0); err != nil {
 			return err
@@ -860,7 +601,7 @@ func (s *shard) checkpoint() error {
 // applied, then deletes those records.
 func (s *shard) snapshot() error {
 	h := s.h
-	st := h.node.store
+	st := h.env.Store
 	// walSeq: the last record replayed at start; a part applied since is
 	// later.
 	covered := h.walSeq
@@ -902,10 +643,10 @@ func (s *shard) snapshot() error {
 // startDurable builds the core from the stored snapshot and replays the
 // shard's WAL after it: all of it on the first start, up to the failed
 // input on a restart.
-func (s *shard) startDurable() (recovery, error) {
+func (s *shard) startDurable() (Recovery, error) {
 	h := s.h
-	st := h.node.store
-	var rec recovery
+	st := h.env.Store
+	var rec Recovery
 	covered, blob, ok, err := st.LoadSnapshot(h.id)
 	if err != nil {
 		return rec, fmt.Errorf("shard %d: load snapshot: %w", h.id, err)
@@ -915,10 +656,10 @@ func (s *shard) startDurable() (recovery, error) {
 		if err != nil {
 			return rec, fmt.Errorf("shard %d: snapshot: %w", h.id, err)
 		}
-		if s.core, err = aggregate.Restore(h.node.coreConfig, state); err != nil {
+		if s.core, err = aggregate.Restore(h.env.Core, state); err != nil {
 			return rec, fmt.Errorf("shard %d: restore snapshot: %w", h.id, err)
 		}
-	} else if s.core, err = aggregate.New(h.node.coreConfig); err != nil {
+	} else if s.core, err = aggregate.New(h.env.Core); err != nil {
 		return rec, fmt.Errorf("shard %d: %w", h.id, err)
 	}
 	applied := h.appliedSeq
@@ -928,17 +669,17 @@ func (s *shard) startDurable() (recovery, error) {
 		}
 	}
 	var inflightSeq uint64
-	if h.inflight != nil && h.inflight.wal != nil {
-		inflightSeq, _ = h.inflight.wal.Wait()
+	if h.inflight != nil && h.inflight.WAL != nil {
+		inflightSeq, _ = h.inflight.WAL.Wait()
 	}
 	began := time.Now()
-	replay := &shardPart{}
+	replay := &Part{}
 	var lastSeq uint64
 	err = st.ReplayWAL(context.Background(), h.id, covered, func(seq uint64, tb *messages.TradeBatch) error {
 		if seq > applied {
 			return errStopReplay
 		}
-		replay.trades, replay.tickBefore, replay.tickAfter = tb.Trades, tb.TickBefore, tb.TickAfter
+		replay.trades, replay.TickBefore, replay.TickAfter = tb.Trades, tb.TickBefore, tb.TickAfter
 		p := replay
 		if seq == inflightSeq && h.inflight != nil {
 			// The failed input: applied from its record and answered,
@@ -950,8 +691,8 @@ func (s *shard) startDurable() (recovery, error) {
 		if err := s.replayPart(p, seq > h.deliveredSeq); err != nil {
 			return err
 		}
-		rec.records++
-		rec.trades += int64(len(replay.trades))
+		rec.Records++
+		rec.Trades += int64(len(replay.trades))
 		lastSeq = seq
 		return nil
 	})
@@ -974,10 +715,10 @@ func (s *shard) startDurable() (recovery, error) {
 	}
 	h.deliveredSeq = max(h.deliveredSeq, lastSeq)
 	h.walSeq = max(h.walSeq, lastSeq)
-	rec.symbols = len(s.core.Symbols(nil))
-	rec.watermark = s.core.Watermark()
-	if rec.records > 0 {
-		h.node.log.Info("shard replayed WAL", "shard", h.id, "records", rec.records, "trades", rec.trades,
+	rec.Symbols = len(s.core.Symbols(nil))
+	rec.Watermark = s.core.Watermark()
+	if rec.Records > 0 {
+		h.env.Log.Info("shard replayed WAL", "shard", h.id, "records", rec.Records, "trades", rec.Trades,
 			"restart", h.started, "took", time.Since(began).Round(time.Millisecond))
 	}
 	return rec, nil
@@ -995,20 +736,20 @@ const maxLogEntries = 4096
 // record makes a part recoverable before it is applied, on a durable
 // node: it queues the part on the shard's WAL (the part is applied once
 // the record is durable).
-func (s *shard) record(p *shardPart) error {
+func (s *shard) record(p *Part) error {
 	h := s.h
-	if st := h.node.store; st != nil {
+	if st := h.env.Store; st != nil {
 		s.scratch = s.scratch[:0]
 		for i, n := 0, p.len(); i < n; i++ {
 			s.scratch = append(s.scratch, *p.trade(i))
 		}
-		tb := messages.TradeBatch{TickBefore: p.tickBefore, TickAfter: p.tickAfter, Trades: s.scratch}
+		tb := messages.TradeBatch{TickBefore: p.TickBefore, TickAfter: p.TickAfter, Trades: s.scratch}
 		a, err := st.AppendBatchAsync(context.Background(), h.id, &tb)
 		clear(s.scratch) // the record is encoded; drop symbol references
 		if err != nil {
 			return fmt.Errorf("shard %d: %w", h.id, err)
 		}
-		p.wal = a
+		p.WAL = a
 	}
 	return nil
 }
@@ -1017,7 +758,7 @@ func (s *shard) record(p *shardPart) error {
 // records (one store write per many records instead of one per record);
 // it is flushed when the replay crosses from already-delivered records to
 // new ones, when it grows large, and for the failed input being answered.
-func (s *shard) replayPart(p *shardPart, deliver bool) error {
+func (s *shard) replayPart(p *Part, deliver bool) error {
 	if !deliver {
 		_, err := s.applyPart(p, false)
 		return err
@@ -1029,7 +770,7 @@ func (s *shard) replayPart(p *shardPart, deliver bool) error {
 		}
 		s.replayDelivering = true
 	}
-	if p.call != nil {
+	if p.Req != nil {
 		res, err := s.applyPart(p, true)
 		p.answer(res)
 		return err
@@ -1043,9 +784,9 @@ func (s *shard) replayPart(p *shardPart, deliver bool) error {
 
 // walWaiter reports each queued part's WAL outcome to the shard, in append
 // order, until walq is closed (Node.Close, after the actor tree stopped).
-func (h *shardHandle) walWaiter() {
+func (h *Handle) walWaiter() {
 	for p := range h.walq {
-		p.wal.Wait()
-		h.send(h.node.system, &walDurable{part: p})
+		p.WAL.Wait()
+		h.Send(&walDurable{part: p})
 	}
 }

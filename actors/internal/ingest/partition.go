@@ -1,12 +1,13 @@
-package actors
+package ingest
 
 import (
 	"math"
-	"sync/atomic"
 	"unsafe"
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/klinecast/klinecast/actors/internal/lifecycle"
+	"github.com/klinecast/klinecast/actors/internal/shard"
 	"github.com/klinecast/klinecast/messages"
 )
 
@@ -36,13 +37,9 @@ import (
 // the requests routed before them, so a shard sees trades and ticks in the
 // order the router decided.
 
-// partitionChunk is the number of trades in a chunk: the chunk (80 bytes a
-// trade) and its shard lists stay well inside a core's L2.
-const partitionChunk = 8192
-
 // partitionRoute hands a routed request to a partition (one per request and
-// worker, part of the IngestCall).
-type partitionRoute struct{ call *IngestCall }
+// worker, part of the Call).
+type partitionRoute struct{ call *Call }
 
 // partitionTick is a clock tick for some of a partition's shards.
 type partitionTick struct {
@@ -53,24 +50,16 @@ type partitionTick struct {
 // partitionStep makes a partition walk its next chunk (sent to itself).
 type partitionStep struct{}
 
-// chunkPart is the trades of a part that lie in one chunk of its request:
-// part.idx[lo:hi]. last: the part's final chunk.
-type chunkPart struct {
-	part   *shardPart
-	lo, hi int32
-	last   bool
-}
-
 // partitionEntry is a request or a tick waiting in a partition.
 type partitionEntry struct {
-	call *IngestCall
+	call *Call
 	tick *partitionTick
 }
 
 // partitionReady tells a partition that another one classified a chunk
-// of a request (part of the IngestCall).
+// of a request (part of the Call).
 type partitionReady struct {
-	call  *IngestCall
+	call  *Call
 	chunk int
 }
 
@@ -85,13 +74,15 @@ type chunkInfo struct {
 	ready   []partitionReady // one message per partition
 }
 
-// partitionHandle is the part of a partition that outlives its actor
+// Partition is the part of a router partition that outlives its actor
 // incarnations.
-type partitionHandle struct {
+type Partition struct {
 	worker int
-	node   *Node
+	g      *Ingest
 	pid    *actor.PID
-	stats  *actorStats
+	// Stats are the partition actor's counters (mailbox, restarts,
+	// failure, heartbeat).
+	Stats  lifecycle.Stats
 	shards []int32 // the shards on this worker
 
 	queue []partitionEntry // in routing order; queue[0] is being walked
@@ -110,25 +101,35 @@ type partitionHandle struct {
 
 	stepPending bool // a partitionStep is in the mailbox
 	step        partitionStep
-
-	pingSent atomic.Int64 // unix ms of the unanswered heartbeat, 0: none
 }
 
+// Worker returns the pinned worker the partition runs on.
+func (p *Partition) Worker() int { return p.worker }
+
+// NewActor returns a new incarnation of the partition actor.
+func (p *Partition) NewActor() actor.Actor { return &partition{h: p} }
+
+// Spawned records the partition actor's PID.
+func (p *Partition) Spawned(pid *actor.PID) { p.pid = pid }
+
+// Send queues msg for the partition.
+func (p *Partition) Send(msg any) { p.send(msg) }
+
 // send queues msg for the partition.
-func (p *partitionHandle) send(msg any) {
-	p.stats.enqueued.Add(1)
-	p.node.system.Root.Send(p.pid, msg)
+func (p *Partition) send(msg any) {
+	p.Stats.Enqueued.Add(1)
+	p.g.cfg.System.Root.Send(p.pid, msg)
 }
 
 // partition is one incarnation of a router partition actor.
-type partition struct{ h *partitionHandle }
+type partition struct{ h *Partition }
 
 func (a *partition) Receive(ctx actor.Context) {
 	h := a.h
-	defer recordPanic(&h.stats.lastFailure)
+	defer h.Stats.RecordPanic()
 	switch m := ctx.Message().(type) {
 	case *actor.Stopping:
-		h.stats.stopping(h.node)
+		h.Stats.Stopping(h.g.cfg.Life)
 		return
 	case *actor.Started:
 		// A restart lost the mailbox's step, if any: walk on.
@@ -136,7 +137,7 @@ func (a *partition) Receive(ctx actor.Context) {
 		a.kick(ctx)
 		return
 	case *actor.Restarting:
-		h.stats.restarts.Add(1)
+		h.Stats.Restarts.Add(1)
 		return
 	case *partitionRoute:
 		h.queue = append(h.queue, partitionEntry{call: m.call})
@@ -149,8 +150,8 @@ func (a *partition) Receive(ctx actor.Context) {
 		// even arrived): the flag waits in it.
 		m.call.ready[h.worker][m.chunk] = true
 		a.kick(ctx)
-	case *shardPing:
-		h.pingSent.Store(0)
+	case *shard.Ping:
+		h.Stats.PingSent.Store(0)
 	case *partitionStep:
 		h.stepPending = false
 		if a.walk() {
@@ -159,7 +160,7 @@ func (a *partition) Receive(ctx actor.Context) {
 	default:
 		return
 	}
-	h.stats.processed.Add(1)
+	h.Stats.Processed.Add(1)
 }
 
 // kick makes sure a step is queued while there is work.
@@ -167,7 +168,7 @@ func (a *partition) kick(ctx actor.Context) {
 	h := a.h
 	if len(h.queue) > 0 && !h.stepPending {
 		h.stepPending = true
-		h.stats.enqueued.Add(1)
+		h.Stats.Enqueued.Add(1)
 		ctx.Send(ctx.Self(), &h.step)
 	}
 }
@@ -193,11 +194,11 @@ func (a *partition) kick(ctx actor.Context) {
 // it to the WAL whole.
 func (a *partition) walk() bool {
 	h := a.h
-	n := h.node
+	g := h.g
 	for len(h.queue) > 0 && h.queue[0].tick != nil {
 		t := h.queue[0].tick
 		for _, sh := range t.shards {
-			n.shards[sh].send(n.system, &shardTick{now: t.now})
+			g.cfg.Shards[sh].Send(&shard.Tick{Now: t.now})
 		}
 		a.pop()
 	}
@@ -215,7 +216,7 @@ func (a *partition) walk() bool {
 		if h.pos == len(c.chunks) {
 			// The summary is the partition's last use of c: once the
 			// producer has every summary and answer it recycles c.
-			c.arrive(partResult{summary: true, parts: len(c.touched[w]), maxTime: h.maxTime, rejected: c.rejected[w]})
+			c.Arrive(shard.Result{Summary: true, Worker: w, Parts: len(c.touched[w]), MaxTime: h.maxTime, Rejected: c.rejected[w]})
 			a.pop()
 		}
 		return true
@@ -223,11 +224,11 @@ func (a *partition) walk() bool {
 	// Claim the next chunk nobody classified yet (whoever has time does
 	// it, so a worker slowed down by other threads on its CPU does less of
 	// this), unless it is too far ahead of what this partition hands out.
-	if k := int(c.classified.Load()); k < len(c.chunks) && k <= h.pos+4*len(n.partitions) &&
+	if k := int(c.classified.Load()); k < len(c.chunks) && k <= h.pos+4*len(g.partitions) &&
 		c.classified.CompareAndSwap(int32(k), int32(k+1)) {
 		a.classify(c, k)
 		c.ready[w][k] = true
-		for v, ph := range n.partitions {
+		for v, ph := range g.partitions {
 			if v != w {
 				ph.send(&c.chunks[k].ready[v])
 			}
@@ -238,7 +239,7 @@ func (a *partition) walk() bool {
 }
 
 // begin readies the partition for a request.
-func (a *partition) begin(c *IngestCall) {
+func (a *partition) begin(c *Call) {
 	h := a.h
 	w := h.worker
 	h.begun, h.pos, h.maxTime = true, 0, 0
@@ -246,13 +247,13 @@ func (a *partition) begin(c *IngestCall) {
 	// it until they answered) and for twice a fair share of trades per
 	// shard, so a recycled call stops growing after a request or two.
 	if want := len(h.shards) * (len(c.chunks) + 1); cap(c.sends[w]) < want {
-		c.sends[w] = make([]chunkPart, 0, want)
+		c.sends[w] = make([]shard.Chunk, 0, want)
 	}
 	c.sends[w] = c.sends[w][:0]
-	want := 2*len(c.trades)/len(c.parts) + 64
+	want := 2*len(c.Trades)/len(c.parts) + 64
 	for _, sh := range h.shards {
-		if cap(c.parts[sh].idx) < want {
-			c.parts[sh].idx = make([]int32, 0, want)
+		if cap(c.parts[sh].Idx) < want {
+			c.parts[sh].Idx = make([]int32, 0, want)
 		}
 	}
 }
@@ -260,7 +261,7 @@ func (a *partition) begin(c *IngestCall) {
 // classify validates chunk k of c and groups its valid trades by shard
 // (every shard, not only this worker's), noting its newest valid trade;
 // the invalid ones it reports itself.
-func (a *partition) classify(c *IngestCall, k int) {
+func (a *partition) classify(c *Call, k int) {
 	h := a.h
 	w := h.worker
 	nsh := len(c.parts)
@@ -278,7 +279,7 @@ func (a *partition) classify(c *IngestCall, k int) {
 	maxTime := int64(0)
 	fill := h.fill
 	for i := lo; i < hi; i++ {
-		t := &c.trades[i]
+		t := &c.Trades[i]
 		sh := h.cache.lookup(t.Symbol, fill)
 		if sh >= 0 && t.FieldsValid(c.now) {
 			maxTime = max(maxTime, t.Time)
@@ -291,7 +292,7 @@ func (a *partition) classify(c *IngestCall, k int) {
 		if err == nil {
 			err = messages.ValidateSymbol(t.Symbol)
 		}
-		c.rejected[w] = append(c.rejected[w], ItemError{Index: i, Error: err.Error()})
+		c.rejected[w] = append(c.rejected[w], shard.ItemError{Index: i, Error: err.Error()})
 	}
 	for sh := 1; sh <= nsh; sh++ {
 		start[sh] += start[sh-1]
@@ -319,9 +320,9 @@ func (a *partition) classify(c *IngestCall, k int) {
 // handOut gives each shard of this worker its trades of chunk k (the last
 // chunk: a final message to every shard with trades in the request, with
 // the event clock's tick).
-func (a *partition) handOut(c *IngestCall, k int) {
+func (a *partition) handOut(c *Call, k int) {
 	h := a.h
-	n := h.node
+	g := h.g
 	w := h.worker
 	ci := &c.chunks[k]
 	h.maxTime = max(h.maxTime, ci.maxTime)
@@ -330,25 +331,25 @@ func (a *partition) handOut(c *IngestCall, k int) {
 	for _, sh := range h.shards {
 		seg := ci.order[ci.start[sh]:ci.start[sh+1]]
 		p := &c.parts[sh]
-		if len(seg) == 0 && (!last || len(p.idx) == 0) {
+		if len(seg) == 0 && (!last || len(p.Idx) == 0) {
 			continue
 		}
-		if len(p.idx) == 0 {
-			p.seq, p.tickBefore = c.seq, c.tickBefore
+		if len(p.Idx) == 0 {
+			p.TickBefore = c.tickBefore
 			c.touched[w] = append(c.touched[w], sh)
-			c.addPending()
+			c.AddPending()
 		}
-		from := int32(len(p.idx))
-		p.idx = append(p.idx, seg...)
-		if last && n.cfg.Clock == ClockEvent {
+		from := int32(len(p.Idx))
+		p.Idx = append(p.Idx, seg...)
+		if last && g.cfg.EventClock {
 			// The shards this request touches tick past it right away;
 			// the others when it is known to be applied (batchDone), so a
 			// request that fails moves no clock. Every partition saw every
 			// chunk's newest trade, so they agree.
-			p.tickAfter = max(c.tickBefore, h.maxTime)
+			p.TickAfter = max(c.tickBefore, h.maxTime)
 		}
-		*sends = append(*sends, chunkPart{part: p, lo: from, hi: int32(len(p.idx)), last: last})
-		n.shards[sh].send(n.system, &(*sends)[len(*sends)-1])
+		*sends = append(*sends, shard.Chunk{Part: p, Lo: from, Hi: int32(len(p.Idx)), Last: last})
+		g.cfg.Shards[sh].Send(&(*sends)[len(*sends)-1])
 	}
 }
 

@@ -1,8 +1,6 @@
-package actors
+package ingest
 
 import (
-	"context"
-
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/klinecast/klinecast/messages"
@@ -12,9 +10,9 @@ import (
 type clockTick struct{ now int64 }
 
 // batchDone reports an event-clock ingest request that every shard applied.
-// It is part of the IngestCall, reused with it.
+// It is part of the Call, reused with it.
 type batchDone struct {
-	call    *IngestCall
+	call    *Call
 	maxTime int64
 	done    chan struct{} // capacity 1: one token once the ticks are sent
 }
@@ -28,8 +26,7 @@ type setClock struct{ now int64 }
 // the watermark and delivers it to every shard behind the trades, so each
 // shard sees trades and ticks in the same order on every run.
 type router struct {
-	n  *Node
-	st *actorStats
+	g *Ingest
 	// watermark is the clock time every shard has been sent: with the
 	// event clock the largest trade time accepted, with the wall clock the
 	// last tick.
@@ -42,20 +39,20 @@ type router struct {
 // tickAll sends every shard that is behind now a tick to it, through the
 // shard's router partition (behind the requests routed before).
 func (r *router) tickAll(now int64) {
-	n := r.n
+	g := r.g
 	if r.sent == nil {
-		r.sent = make([]int64, len(n.shards))
+		r.sent = make([]int64, len(g.cfg.Shards))
 	}
 	var ticks []*partitionTick
-	for sh := range n.shards {
+	for sh := range g.cfg.Shards {
 		if r.sent[sh] >= now {
 			continue
 		}
 		r.sent[sh] = now
 		if ticks == nil {
-			ticks = make([]*partitionTick, len(n.partitions))
+			ticks = make([]*partitionTick, len(g.partitions))
 		}
-		w := n.pool.WorkerOf(sh)
+		w := g.cfg.Pool.WorkerOf(sh)
 		if ticks[w] == nil {
 			ticks[w] = &partitionTick{now: now}
 		}
@@ -63,29 +60,33 @@ func (r *router) tickAll(now int64) {
 	}
 	for w, t := range ticks {
 		if t != nil {
-			n.partitions[w].send(t)
+			g.partitions[w].send(t)
 		}
 	}
 }
 
 func (r *router) Receive(ctx actor.Context) {
-	n := r.n
-	defer recordPanic(&r.st.lastFailure)
+	g := r.g
+	defer g.RouterStat.RecordPanic()
 	switch m := ctx.Message().(type) {
-	case *actor.Stopping:
-		r.st.stopping(n)
+	case *actor.Restarting:
+		g.RouterStat.Restarts.Add(1)
 		return
-	case *IngestCall:
+	case *actor.Stopping:
+		g.RouterStat.Stopping(g.cfg.Life)
+		return
+	case *Call:
 		if r.sent == nil {
-			r.sent = make([]int64, len(n.shards))
+			r.sent = make([]int64, len(g.cfg.Shards))
 		}
-		m.seq = n.seq.Add(1)
+		m.seq = g.seq.Add(1)
 		m.tickBefore = r.watermark
 		// Every partition reads the request and hands out its shards'
 		// parts (the parts' ticks are set there: see partition.walk).
-		for w, ph := range n.partitions {
+		for w, ph := range g.partitions {
 			ph.send(&m.routes[w])
 		}
+		m.routed.Store(true)
 	case *batchDone:
 		// Event clock: an ingest request was applied everywhere; the
 		// watermark moves to its newest trade and every shard learns it
@@ -94,7 +95,7 @@ func (r *router) Receive(ctx actor.Context) {
 		// failed was not applied, nor its tick).
 		for _, touched := range m.call.touched {
 			for _, sh := range touched {
-				r.sent[sh] = max(r.sent[sh], m.call.parts[sh].tickAfter)
+				r.sent[sh] = max(r.sent[sh], m.call.parts[sh].TickAfter)
 			}
 		}
 		if m.maxTime > r.watermark {
@@ -117,18 +118,12 @@ func (r *router) Receive(ctx actor.Context) {
 			r.tickAll(r.watermark)
 		}
 	case *messages.TradeBatch:
-		// An embedding program's request: run the ingest path on its own
-		// goroutine so the router keeps ordering other requests.
-		sender := ctx.Sender()
-		trades := m.Trades
-		go func() {
-			res, err := n.Ingest(context.Background(), trades)
-			if sender != nil {
-				n.system.Root.Send(sender, &IngestReply{Result: res, Err: err})
-			}
-		}()
+		// An embedding program's request: queued for the embedded
+		// requests' goroutine (bounded: a full queue answers ErrBusy), so
+		// the router keeps ordering other requests.
+		g.embedded.push(m.Trades, ctx.Sender())
 	default:
 		return
 	}
-	r.st.processed.Add(1)
+	g.RouterStat.Processed.Add(1)
 }
