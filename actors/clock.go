@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/klinecast/klinecast/actors/internal/lifecycle"
 )
 
 // clockFire wakes the clock actor.
@@ -16,7 +18,7 @@ type clockFire struct{}
 // it stays idle (the router derives the clock from trades).
 type clock struct {
 	n     *Node
-	st    *actorStats
+	st    *lifecycle.Stats
 	timer *time.Timer
 }
 
@@ -32,8 +34,8 @@ func (c *clock) Receive(ctx actor.Context) {
 			c.timer.Stop()
 		}
 	case *clockFire:
-		c.st.processed.Add(1)
-		n.system.Root.Send(n.router, &clockTick{now: n.cfg.Now().UnixMilli()})
+		c.st.Processed.Add(1)
+		n.ingest.WallTick(n.cfg.Now().UnixMilli())
 		c.schedule(ctx)
 	}
 }
@@ -51,7 +53,7 @@ func (c *clock) schedule(ctx actor.Context) {
 	wait := time.UnixMilli(next).Add(n.cfg.ClockMargin).Sub(now)
 	self, system, st := ctx.Self(), n.system, c.st
 	c.timer = time.AfterFunc(wait, func() {
-		st.enqueued.Add(1)
+		st.Enqueued.Add(1)
 		system.Root.Send(self, &clockFire{})
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/klinecast/klinecast/actors/internal/shard"
 	"github.com/klinecast/klinecast/messages"
 	"github.com/klinecast/klinecast/storage"
 )
@@ -70,30 +71,19 @@ type Config struct {
 	// reaches the producer and no accepted trade is ever dropped.
 	// Zero: 64.
 	MailboxSize int
-	// BusyTimeout is how long Ingest waits for room. Zero: 200 ms.
+	// MaxInFlightTrades bounds the trades of the requests in flight (the
+	// chunk messages queued in shard mailboxes point into them): a request
+	// waits, as for MailboxSize, until there is room. A request larger than
+	// the bound runs alone. Zero: DefaultMaxInFlightTrades.
+	MaxInFlightTrades int
+	// MaxQueries bounds the queries (open bar, symbols) in flight, each a
+	// message in a shard's mailbox; a query waits up to BusyTimeout for
+	// room and then fails with ErrBusy. Zero: DefaultMaxQueries.
+	MaxQueries int
+	// BusyTimeout is how long Ingest and queries wait for room. Zero:
+	// DefaultBusyTimeout.
 	BusyTimeout time.Duration
 
-	// chunkTrades is how many trades a request chunk holds
-	// (0: partitionChunk). Tests set it small to split parts into many
-	// chunks.
-	chunkTrades int
-	// chunkFault, if set (tests only), is asked before each chunk a shard
-	// applies; true makes the shard apply half of the chunk and panic, as
-	// a bug in the middle of a part would.
-	chunkFault func(shard int, lo int32) bool
-	// replayFault, if set (tests only), is asked before a restarted
-	// memory-only shard applies again the part it failed on; true: panic
-	// (a part that fails every time).
-	replayFault func(shard int) bool
-	// restartLimit is how many times an actor may restart within
-	// restartWindow before its supervisor stops it (0: maxRestarts).
-	// Tests lower it.
-	restartLimit int
-	// partFailureLimit is how many incarnations of a memory-only shard
-	// may fail in a row applying one part before it gives the part up (0:
-	// maxPartFailures). Tests whose faults are transient but dense raise
-	// it, so a coincidence of faults cannot give a part up.
-	partFailureLimit int
 	// CheckpointInterval is how often shards checkpoint their state (in
 	// memory, or as a snapshot in the Store). Zero: 5 s.
 	CheckpointInterval time.Duration
@@ -107,12 +97,23 @@ type Config struct {
 	// DeltaSink). It is called on the shard's goroutine and must not block
 	// or keep the Delta.
 	Sink DeltaSink
-	// Logger receives structured logs. Nil: slog.Default()'s handler.
+	// Logger receives structured logs. Nil: none (discarded).
 	Logger *slog.Logger
 	// Now is the wall clock (trade validation and the wall clock mode).
 	// Nil: time.Now.
 	Now func() time.Time
 }
+
+// Defaults of Config, stated once: cmd's flags take theirs from here.
+const (
+	DefaultShards             = 64
+	DefaultClockMargin        = 10 * time.Millisecond
+	DefaultMailboxSize        = 64
+	DefaultMaxInFlightTrades  = 1 << 22 // 4M trades, 320 MiB of the callers' memory
+	DefaultMaxQueries         = 1024
+	DefaultBusyTimeout        = 200 * time.Millisecond
+	DefaultCheckpointInterval = 5 * time.Second
+)
 
 // DefaultConfig returns the defaults: 64 shards, all cores, wall clock,
 // the SPEC's default intervals, memory-only.
@@ -123,38 +124,65 @@ func DefaultConfig() Config {
 }
 
 func (c *Config) setDefaults() {
-	if c.chunkTrades == 0 {
-		c.chunkTrades = partitionChunk
-	}
-	if c.restartLimit == 0 {
-		c.restartLimit = maxRestarts
-	}
-	if c.partFailureLimit == 0 {
-		c.partFailureLimit = maxPartFailures
-	}
 	if len(c.Intervals) == 0 {
 		c.Intervals = messages.DefaultIntervals()
 	}
 	if c.Shards == 0 {
-		c.Shards = 64
+		c.Shards = DefaultShards
 	}
 	if c.ClockMargin == 0 {
-		c.ClockMargin = 10 * time.Millisecond
+		c.ClockMargin = DefaultClockMargin
 	}
 	if c.MailboxSize == 0 {
-		c.MailboxSize = 64
+		c.MailboxSize = DefaultMailboxSize
+	}
+	if c.MaxInFlightTrades == 0 {
+		c.MaxInFlightTrades = DefaultMaxInFlightTrades
+	}
+	if c.MaxQueries == 0 {
+		c.MaxQueries = DefaultMaxQueries
 	}
 	if c.BusyTimeout == 0 {
-		c.BusyTimeout = 200 * time.Millisecond
+		c.BusyTimeout = DefaultBusyTimeout
 	}
 	if c.CheckpointInterval == 0 {
-		c.CheckpointInterval = 5 * time.Second
+		c.CheckpointInterval = DefaultCheckpointInterval
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.Default().Handler())
+		// An explicit choice, not a fallback to the process's global
+		// logger: a library must not log where its caller did not say.
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+}
+
+// hooks are test seams: faults to inject and limits to lower. Production
+// code never sets them (Start passes the zero value); tests reach them
+// through export_test.go.
+type hooks struct {
+	// chunkTrades is how many trades a request chunk holds (0:
+	// ingest.DefaultChunkTrades). Tests set it small to split parts into
+	// many chunks.
+	chunkTrades int
+	// faults are injected into shards.
+	faults shard.Faults
+	// restartLimit is how many times an actor may restart within
+	// restartWindow before its supervisor stops it (0: maxRestarts).
+	restartLimit int
+	// partFailureLimit is how many incarnations of a memory-only shard
+	// may fail in a row applying one part before it gives the part up (0:
+	// shard.DefaultPartFailureLimit).
+	partFailureLimit int
+}
+
+func (h *hooks) setDefaults() {
+	if h.restartLimit == 0 {
+		h.restartLimit = maxRestarts
+	}
+	if h.partFailureLimit == 0 {
+		h.partFailureLimit = shard.DefaultPartFailureLimit
 	}
 }
 
@@ -172,6 +200,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MailboxSize < 1 {
 		errs = append(errs, fmt.Errorf("mailbox size = %d, want ≥ 1", c.MailboxSize))
+	}
+	if c.MaxInFlightTrades < 1 || c.MaxQueries < 1 {
+		errs = append(errs, fmt.Errorf("max in-flight trades = %d, max queries = %d, want ≥ 1", c.MaxInFlightTrades, c.MaxQueries))
 	}
 	for _, iv := range c.Intervals {
 		if !iv.Valid() {

@@ -1,10 +1,12 @@
 package actors
 
 import (
-	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/klinecast/klinecast/actors/internal/lifecycle"
+	"github.com/klinecast/klinecast/actors/internal/shard"
 )
 
 // HealthState is a component's health.
@@ -43,32 +45,37 @@ func (n *Node) Health() HealthReport {
 	return rep
 }
 
-// health evaluates every shard's heartbeat into rep, reusing its
-// Components: it allocates nothing while every component is healthy.
+// health evaluates every component into rep, reusing its Components: it
+// allocates nothing while every component is healthy.
 func (n *Node) health(rep *HealthReport) {
 	now := n.cfg.Now().UnixMilli()
 	rep.State, rep.Components = Healthy, rep.Components[:0]
-	if n.closed.Load() {
+	if n.life.Closing() {
 		rep.State = Failed
 		rep.Components = append(rep.Components, ComponentHealth{Name: "node", State: Failed, Detail: "shutting down"})
 		return
 	}
+	if n.store != nil {
+		rep.add(storageHealth(n.store.Health()))
+	}
 	for i, h := range n.shards {
-		c := heartbeat(n.healthNames[i], h.pingSent.Load(), now)
-		if h.stopped.Load() {
-			c.State, c.Detail = Failed, stoppedDetail(&h.lastFailure)
-		}
-		rep.add(c)
+		rep.add(actorHealth(n.healthNames[i], &h.Stats, now))
 	}
 	// A router partition runs on the same worker as its shards; a stuck
 	// partition stops ingest for all of them.
-	for w, ph := range n.partitions {
-		c := heartbeat(n.healthNames[len(n.shards)+w], ph.pingSent.Load(), now)
-		if ph.stats != nil && ph.stats.stopped.Load() {
-			c.State, c.Detail = Failed, stoppedDetail(&ph.stats.lastFailure)
-		}
-		rep.add(c)
+	for w, ph := range n.ingest.Partitions() {
+		rep.add(actorHealth(n.healthNames[len(n.shards)+w], &ph.Stats, now))
 	}
+}
+
+// actorHealth judges an actor by its heartbeat and whether its supervisor
+// stopped it.
+func actorHealth(name string, st *lifecycle.Stats, now int64) ComponentHealth {
+	c := heartbeat(name, st.PingSent.Load(), now)
+	if st.Stopped() {
+		c.State, c.Detail = Failed, "stopped after exceeding its restart limit; last failure: "+st.LastFailure()
+	}
+	return c
 }
 
 // heartbeat judges an actor by its outstanding heartbeat (sent at sent,
@@ -88,10 +95,6 @@ func heartbeat(name string, sent, now int64) ComponentHealth {
 	return c
 }
 
-func stoppedDetail(last *atomic.Pointer[string]) string {
-	return "stopped after exceeding its restart limit; last failure: " + lastFailure(last)
-}
-
 // add records a component; the report's state is the worst one.
 func (r *HealthReport) add(c ComponentHealth) {
 	if c.State == Failed || c.State == Degraded && r.State == Healthy {
@@ -99,10 +102,6 @@ func (r *HealthReport) add(c ComponentHealth) {
 	}
 	r.Components = append(r.Components, c)
 }
-
-// shardPing is a health heartbeat; a shard or router partition answers by
-// clearing its pingSent.
-type shardPing struct{}
 
 // healthFire wakes the health monitor.
 type healthFire struct{}
@@ -115,7 +114,7 @@ type healthFire struct{}
 // garbage and a busy one's allocation count is its traffic's alone.
 type healthMonitor struct {
 	n     *Node
-	st    *actorStats
+	st    *lifecycle.Stats
 	timer *time.Timer
 	fire  healthFire
 	rep   HealthReport
@@ -128,25 +127,25 @@ func (m *healthMonitor) Receive(ctx actor.Context) {
 		m.last = map[string]HealthState{}
 		// The first check right away (then every second): a shard that
 		// is stuck from the start shows as soon as possible.
-		m.st.enqueued.Add(1)
+		m.st.Enqueued.Add(1)
 		ctx.Send(ctx.Self(), &m.fire)
 	case *actor.Stopping, *actor.Restarting:
 		if m.timer != nil {
 			m.timer.Stop()
 		}
 	case *healthFire:
-		m.st.processed.Add(1)
+		m.st.Processed.Add(1)
 		now := m.n.cfg.Now().UnixMilli()
 		for _, h := range m.n.shards {
 			// One heartbeat in flight per actor: a stuck one does not pile
 			// them up.
-			if h.pingSent.CompareAndSwap(0, now) {
-				h.send(m.n.system, &shardPing{})
+			if h.Stats.PingSent.CompareAndSwap(0, now) {
+				h.Send(&shard.Ping{})
 			}
 		}
-		for _, ph := range m.n.partitions {
-			if ph.pingSent.CompareAndSwap(0, now) {
-				ph.send(&shardPing{})
+		for _, ph := range m.n.ingest.Partitions() {
+			if ph.Stats.PingSent.CompareAndSwap(0, now) {
+				ph.Send(&shard.Ping{})
 			}
 		}
 		m.n.health(&m.rep)
@@ -171,7 +170,7 @@ func (m *healthMonitor) arm(ctx actor.Context) {
 	}
 	self, system, st, fire := ctx.Self(), m.n.system, m.st, &m.fire
 	m.timer = time.AfterFunc(time.Second, func() {
-		st.enqueued.Add(1)
+		st.Enqueued.Add(1)
 		system.Root.Send(self, fire)
 	})
 }

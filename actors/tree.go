@@ -3,10 +3,13 @@ package actors
 import (
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/klinecast/klinecast/actors/internal/ingest"
+	"github.com/klinecast/klinecast/actors/internal/lifecycle"
+	"github.com/klinecast/klinecast/actors/internal/pinned"
 )
 
 // Restart limits of the supervision tree: a child that fails more than
@@ -17,6 +20,9 @@ const (
 	restartWindow = 10 * time.Second
 )
 
+// restartStrategy is a parent's strategy for its children. (protoactor
+// applies the strategy of the parent: a leaf's own WithSupervisor is never
+// consulted, so leaves get none.)
 func restartStrategy(limit int) actor.SupervisorStrategy {
 	return actor.NewOneForOneStrategy(limit, restartWindow, actor.DefaultDecider)
 }
@@ -33,86 +39,51 @@ type ActorInfo struct {
 	Worker       *int   `json:"worker,omitempty"` // shards: pinned worker
 }
 
-// actorStats are the counters of a non-shard actor.
-type actorStats struct {
-	name, parent, kind string
-	enqueued           atomic.Uint64
-	processed          atomic.Uint64
-	restarts           atomic.Int64
-	lastFailure        atomic.Pointer[string]
-	stopped            atomic.Bool // stopped for good by its supervisor (restart limit)
-}
-
-// recordPanic, deferred by an actor's Receive, records the reason of a
-// panic in last and lets the panic go on to the supervisor.
-func recordPanic(last *atomic.Pointer[string]) {
-	if r := recover(); r != nil {
-		reason := fmt.Sprint(r)
-		last.Store(&reason)
-		panic(r)
-	}
-}
-
-// stopping handles an actor's *actor.Stopping: outside Close it means
-// the supervisor stopped it for good (see Node.actorStopped).
-func (st *actorStats) stopping(n *Node) {
-	if !n.closed.Load() {
-		st.stopped.Store(true)
-		n.actorStopped(st.name, lastFailure(&st.lastFailure))
-	}
-}
-
-// tree records the non-shard actors in spawn order.
+// tree records the node's actors in spawn order, parents first.
 type tree struct {
-	mu struct {
-		sync.Mutex
-		actors []*actorStats
-	}
+	mu     sync.Mutex
+	actors []*lifecycle.Stats
+	worker map[*lifecycle.Stats]int
 }
 
-func newTree() *tree { return &tree{} }
+func newTree() *tree { return &tree{worker: map[*lifecycle.Stats]int{}} }
 
-func (t *tree) add(name, parent, kind string) *actorStats {
-	s := &actorStats{name: name, parent: parent, kind: kind}
+// add records an actor's stats (a new entry for a new actor).
+func (t *tree) add(st *lifecycle.Stats) *lifecycle.Stats {
 	t.mu.Lock()
-	t.mu.actors = append(t.mu.actors, s)
+	t.actors = append(t.actors, st)
 	t.mu.Unlock()
-	return s
+	return st
+}
+
+// addPinned records an actor that runs on pinned worker w.
+func (t *tree) addPinned(st *lifecycle.Stats, w int) {
+	t.mu.Lock()
+	t.actors = append(t.actors, st)
+	t.worker[st] = w
+	t.mu.Unlock()
+}
+
+// newStats returns the stats of a new actor.
+func newStats(name, parent, kind string) *lifecycle.Stats {
+	return &lifecycle.Stats{Name: name, Parent: parent, Kind: kind}
 }
 
 // Actors returns the supervision tree, parents before children.
 func (n *Node) Actors() []ActorInfo {
 	n.tree.mu.Lock()
-	stats := append([]*actorStats(nil), n.tree.mu.actors...)
-	n.tree.mu.Unlock()
-	var out []ActorInfo
-	for _, s := range stats {
-		p := s.processed.Load()
-		out = append(out, ActorInfo{Name: s.name, Parent: s.parent, Kind: s.kind,
-			MailboxDepth: max(0, int64(s.enqueued.Load())-int64(p)), Restarts: s.restarts.Load(), Processed: p})
-		if f := s.lastFailure.Load(); f != nil {
-			out[len(out)-1].LastFailure = *f
+	defer n.tree.mu.Unlock()
+	out := make([]ActorInfo, 0, len(n.tree.actors))
+	for _, s := range n.tree.actors {
+		info := ActorInfo{Name: s.Name, Parent: s.Parent, Kind: s.Kind, MailboxDepth: s.Depth(),
+			Restarts: s.Restarts.Load(), Processed: s.Processed.Load(), LastFailure: s.LastFailure()}
+		if w, ok := n.tree.worker[s]; ok {
+			info.Worker = &w
 		}
-		if s.name == "shards" {
-			for _, h := range n.shards {
-				p := h.processed.Load()
-				w := n.pool.WorkerOf(h.id)
-				info := ActorInfo{Name: shardName(h.id), Parent: "shards", Kind: "shard",
-					MailboxDepth: max(0, int64(h.enqueued.Load())-int64(p)), Restarts: h.restarts.Load(),
-					Processed: p, Worker: &w}
-				if f := h.lastFailure.Load(); f != nil {
-					info.LastFailure = *f
-				}
-				out = append(out, info)
-			}
-		}
+		out = append(out, info)
 	}
 	return out
 }
-
-func shardName(i int) string { return fmt.Sprintf("shard-%02d", i) }
-
-func partitionName(w int) string { return fmt.Sprintf("router-%d", w) }
 
 // guardian is the root of the supervision tree. It spawns the node's
 // top-level actors and restarts them (within limits) when they fail.
@@ -126,28 +97,26 @@ func (g *guardian) Receive(ctx actor.Context) {
 		return
 	}
 	n := g.n
-	n.tree.add("klinecast", "", "guardian")
-	spawn := func(name, kind string, producer func(*actorStats) actor.Actor, opts ...actor.PropsOption) (*actor.PID, error) {
-		st := n.tree.add(name, "klinecast", kind)
-		opts = append(opts, actor.WithSupervisor(restartStrategy(n.cfg.restartLimit)))
-		pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return producer(st) }, opts...), name)
+	n.tree.add(newStats("klinecast", "", "guardian"))
+	spawn := func(st *lifecycle.Stats, producer actor.Producer, opts ...actor.PropsOption) (*actor.PID, error) {
+		pid, err := ctx.SpawnNamed(actor.PropsFromProducer(producer, opts...), st.Name)
 		if err != nil {
-			return nil, fmt.Errorf("spawn %s: %w", name, err)
+			return nil, fmt.Errorf("spawn %s: %w", st.Name, err)
 		}
 		return pid, nil
 	}
-	var err error
 	// The router gets two messages per request: its mailbox must not
 	// allocate either (protoactor's default allocates per turn).
-	if n.router, err = spawn("ingest", "router", func(st *actorStats) actor.Actor { return &router{n: n, st: st} },
-		actor.WithMailbox(newShardMailbox)); err != nil {
+	pid, err := spawn(n.tree.add(&n.ingest.RouterStat), n.ingest.NewRouter, actor.WithMailbox(pinned.NewMailbox))
+	if err != nil {
 		g.ready <- err
 		return
 	}
+	n.ingest.SetRouter(pid)
 	shardsReady := make(chan error, 1)
-	if _, err = spawn("shards", "supervisor", func(st *actorStats) actor.Actor {
-		return &shardSupervisor{n: n, st: st, ready: shardsReady}
-	}); err != nil {
+	st := n.tree.add(newStats("shards", "klinecast", "supervisor"))
+	if _, err = spawn(st, func() actor.Actor { return &shardSupervisor{n: n, ready: shardsReady} },
+		actor.WithSupervisor(restartStrategy(n.hooks.restartLimit))); err != nil {
 		g.ready <- err
 		return
 	}
@@ -155,65 +124,65 @@ func (g *guardian) Receive(ctx actor.Context) {
 		g.ready <- err
 		return
 	}
-	if _, err = spawn("clock", "clock", func(st *actorStats) actor.Actor { return &clock{n: n, st: st} }); err != nil {
+	st = n.tree.add(newStats("clock", "klinecast", "clock"))
+	if _, err = spawn(st, func() actor.Actor { return &clock{n: n, st: st} }); err != nil {
 		g.ready <- err
 		return
 	}
-	if _, err = spawn("health", "health-monitor", func(st *actorStats) actor.Actor { return &healthMonitor{n: n, st: st} }); err != nil {
+	hst := n.tree.add(newStats("health", "klinecast", "health-monitor"))
+	if _, err = spawn(hst, func() actor.Actor { return &healthMonitor{n: n, st: hst} }); err != nil {
 		g.ready <- err
 		return
 	}
 	g.ready <- nil
 }
 
-// shardSupervisor is the parent of the shard actors; each shard runs on its
-// pinned worker and restarts independently (one-for-one).
+// shardSupervisor is the parent of the shard actors and router partitions;
+// each runs on its pinned worker and restarts independently (one-for-one).
 type shardSupervisor struct {
 	n     *Node
-	st    *actorStats
 	ready chan<- error
+	added bool
 }
 
 func (s *shardSupervisor) Receive(ctx actor.Context) {
 	if _, ok := ctx.Message().(*actor.Started); !ok {
 		return
 	}
+	n := s.n
 	// A restart of this supervisor stops its children, so every
 	// incarnation spawns the shards; they rebuild from their handles.
-	for _, h := range s.n.shards {
-		h := h
-		props := actor.PropsFromProducer(func() actor.Actor { return &shard{h: h} },
-			actor.WithDispatcher(s.n.pool.Dispatcher(h.id)),
-			actor.WithMailbox(newShardMailbox), // allocation-free ingest
-			actor.WithSupervisor(restartStrategy(s.n.cfg.restartLimit)))
-		pid, err := ctx.SpawnNamed(props, shardName(h.id))
+	for _, h := range n.shards {
+		props := actor.PropsFromProducer(h.NewActor,
+			actor.WithDispatcher(n.pool.Dispatcher(h.ID())),
+			actor.WithMailbox(pinned.NewMailbox)) // allocation-free ingest
+		pid, err := ctx.SpawnNamed(props, h.Stats.Name)
 		if err != nil {
-			s.signal(fmt.Errorf("spawn %s: %w", shardName(h.id), err))
+			s.signal(fmt.Errorf("spawn %s: %w", h.Stats.Name, err))
 			return
 		}
-		if h.pid == nil && h.walq != nil {
-			go h.walWaiter() // once per handle: it outlives restarts
+		h.Spawned(pid)
+		if !s.added {
+			n.tree.addPinned(&h.Stats, n.pool.WorkerOf(h.ID()))
 		}
-		h.pid = pid
 	}
 	// The router partitions, one per worker, on that worker (see
-	// partition.go): one message per mailbox turn.
-	for _, ph := range s.n.partitions {
-		ph := ph
-		if ph.stats == nil {
-			ph.stats = s.n.tree.add(partitionName(ph.worker), "shards", "router-partition")
-		}
-		props := actor.PropsFromProducer(func() actor.Actor { return &partition{h: ph} },
-			actor.WithDispatcher(s.n.pool.Dispatcher(ph.worker)),
-			actor.WithMailbox(newPartitionMailbox),
-			actor.WithSupervisor(restartStrategy(s.n.cfg.restartLimit)))
-		pid, err := ctx.SpawnNamed(props, partitionName(ph.worker))
+	// ingest/partition.go): one message per mailbox turn.
+	for _, ph := range n.ingest.Partitions() {
+		props := actor.PropsFromProducer(ph.NewActor,
+			actor.WithDispatcher(n.pool.Dispatcher(ph.Worker())),
+			actor.WithMailbox(pinned.NewStepMailbox))
+		pid, err := ctx.SpawnNamed(props, ph.Stats.Name)
 		if err != nil {
-			s.signal(fmt.Errorf("spawn %s: %w", partitionName(ph.worker), err))
+			s.signal(fmt.Errorf("spawn %s: %w", ph.Stats.Name, err))
 			return
 		}
-		ph.pid = pid
+		ph.Spawned(pid)
+		if !s.added {
+			n.tree.addPinned(&ph.Stats, ph.Worker())
+		}
 	}
+	s.added = true
 	s.signal(nil)
 }
 
@@ -225,3 +194,5 @@ func (s *shardSupervisor) signal(err error) {
 	default:
 	}
 }
+
+var _ = ingest.PartitionName

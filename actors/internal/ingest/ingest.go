@@ -363,3 +363,6 @@ func (f *inflight) closeAndWait(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
+
+// RouterPID returns the router's PID.
+func (g *Ingest) RouterPID() *actor.PID { return g.router }
