@@ -27,9 +27,6 @@
 //	err = s.PutCheckpoint(ctx, consumer, ackedSeq)
 //	err = s.Close()
 //
-// ReplayWALAll replays every shard merged in global sequence order, for a
-// node that must see trades in exactly their original interleaving.
-//
 // # Sequence numbers
 //
 // AppendBatch assigns each record a sequence number, global across shards:
