@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klinecast/klinecast/internal/testkit"
 	"github.com/klinecast/klinecast/messages"
 )
 
@@ -159,7 +160,7 @@ func TestFaultBatchModeSyncFailure(t *testing.T) {
 	// Appends are written without waiting for an fsync, but once the
 	// periodic fsync has failed they are refused until it succeeds.
 	i := 1
-	checkFor(t, 10*time.Second, func() error {
+	testkit.Eventually(t, 10*time.Second, func() error {
 		i++
 		if _, err := s.AppendBatch(ctx, 0, mkBatch("B", i, 5)); !errors.Is(err, ErrUnavailable) {
 			return fmt.Errorf("append still accepted (err %v)", err)
@@ -170,13 +171,13 @@ func TestFaultBatchModeSyncFailure(t *testing.T) {
 		t.Fatal("the failed periodic fsync was not logged exactly once")
 	}
 	f.on.Store(false)
-	checkFor(t, 10*time.Second, func() error {
+	testkit.Eventually(t, 10*time.Second, func() error {
 		i++
 		_, err := s.AppendBatch(ctx, 0, mkBatch("B", i, 5))
 		return err
 	})
 	st := s.Stats()
-	checkFor(t, 10*time.Second, func() error {
+	testkit.Eventually(t, 10*time.Second, func() error {
 		if d := s.Stats().DurableSeq; d < st.LastSeq {
 			return fmt.Errorf("durable %d < last %d", d, st.LastSeq)
 		}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klinecast/klinecast/internal/testkit"
 	"github.com/klinecast/klinecast/messages"
 )
 
@@ -133,7 +134,7 @@ func TestWALGroupCommit(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	checkFor(t, 10*time.Second, func() error {
+	testkit.Eventually(t, 10*time.Second, func() error {
 		if s.Stats().Commits != 1 {
 			return errors.New("first append not committed yet")
 		}
@@ -149,7 +150,7 @@ func TestWALGroupCommit(t *testing.T) {
 			}
 		}()
 	}
-	checkFor(t, 10*time.Second, func() error {
+	testkit.Eventually(t, 10*time.Second, func() error {
 		if q := s.Stats().QueueLen; q != n-1 {
 			return fmt.Errorf("queue length %d, want %d", q, n-1)
 		}
@@ -262,7 +263,7 @@ func TestWALDurabilityModes(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		checkFor(t, 10*time.Second, func() error {
+		testkit.Eventually(t, 10*time.Second, func() error {
 			if st := s.Stats(); st.DurableSeq < seq {
 				return fmt.Errorf("durable seq %d < %d", st.DurableSeq, seq)
 			}
