@@ -26,6 +26,7 @@
 //	// serving:
 //	bars, err := s.Klines(sym, iv, start, end, limit, bars[:0])
 //	err = s.PutCheckpoint(ctx, consumer, ackedSeq)
+//	h := s.Health()                                   // for the health monitor: ok/degraded/failed
 //	err = s.Close()
 //
 // # Layout record
@@ -124,6 +125,16 @@
 // deletions (TruncateWAL) always proceed, since they are how space comes
 // back. Free space is checked with statfs once per group commit (Linux;
 // elsewhere the check is skipped).
+//
+// Health() reports this as a component state, cheaply (one fstatfs of
+// the data dir, atomic loads; no allocation) and from any goroutine:
+// HealthFailed while writes are refused or failing (closed; free space
+// below the reserve, read afresh by each call; the last group write or
+// fsync failed and no write has succeeded since; batch mode's failed
+// periodic fsync), HealthDegraded when free space is below twice the
+// reserve, HealthOK otherwise. StoreHealth also carries the time and text
+// of the last failure (kept after recovery) and the free and reserve
+// bytes.
 //
 // Config.Faults (a FaultInjector) fails writes and fsyncs on demand, for
 // tests of these paths in this package and above it.
