@@ -13,6 +13,7 @@
 // # Using it
 //
 //	s, err := storage.Open(ctx, storage.DefaultConfig(dataDir)) // ErrLocked if in use
+//	err = s.CheckLayout(ctx, storage.Layout{Shards: n, Intervals: ivs}) // ErrLayoutMismatch: refuse to start
 //	// recovery, per shard:
 //	covered, blob, ok, err := s.LoadSnapshot(shard)   // restore the shard from blob
 //	err = s.ReplayWAL(ctx, shard, covered, apply)     // then the WAL tail, in order
@@ -25,10 +26,45 @@
 //	// serving:
 //	bars, err := s.Klines(sym, iv, start, end, limit, bars[:0])
 //	err = s.PutCheckpoint(ctx, consumer, ackedSeq)
+//	h := s.Health()                                   // for the health monitor: ok/degraded/failed
 //	err = s.Close()
 //
-// ReplayWALAll replays every shard merged in global sequence order, for a
-// node that must see trades in exactly their original interleaving.
+// # Layout record
+//
+// WAL records and snapshots are per shard and snapshots hold the open bars
+// of each interval, so a data dir must be read with the shard count and
+// intervals it was written with: a node restarted with another --shards
+// would otherwise replay shard 40's WAL into nothing, or load symbols into
+// shards they no longer hash to. meta/layout records them (with the
+// format version of meta/format). The node calls CheckLayout(ctx, want)
+// after Open and before any recovery:
+//
+//   - a new data dir (no WAL record, snapshot, kline or checkpoint):
+//     want is recorded and fsynced;
+//   - a recorded layout: it must equal want (intervals as sets), else the
+//     error wraps ErrLayoutMismatch, a *LayoutMismatchError whose message
+//     names the dir, what it was written with, what differs, and the flags
+//     to start with (or an empty --data-dir). A layout never changes once
+//     recorded;
+//   - a data dir written before layouts were recorded (data, no record):
+//     its shard count is not stored anywhere, and shard numbers alone do
+//     not prove it (a 64-shard node with few symbols may have WAL records
+//     only below 32). But the previous version saved a snapshot of every
+//     one of its shards each snapshot interval, so a complete round of
+//     snapshots, exactly shards 0..n-1, shows it ran with n shards. want
+//     is adopted (recorded, with a warning) only if snapshots exist for
+//     exactly shards 0..want.Shards-1 and no shard at or beyond
+//     want.Shards has a WAL record; a dir with only klines and
+//     checkpoints (nothing per shard) is adopted too. Anything else is
+//     refused with ErrLayoutMismatch: data of shard k >= want.Shards ("at
+//     least k+1 shards"), a complete round for fewer shards ("written with
+//     m shards: start with --shards m"), or an incomplete round (the old
+//     node never finished one: nothing proves the count; use an empty
+//     data dir). The intervals of such a dir are not known: want's are
+//     adopted; the shard's own snapshot decoding must refuse state it
+//     cannot read.
+//
+// Layout() returns the recorded layout, if any.
 //
 // # Sequence numbers
 //
@@ -90,6 +126,16 @@
 // back. Free space is checked with statfs once per group commit (Linux;
 // elsewhere the check is skipped).
 //
+// Health() reports this as a component state, cheaply (one fstatfs of
+// the data dir, atomic loads; no allocation) and from any goroutine:
+// HealthFailed while writes are refused or failing (closed; free space
+// below the reserve, read afresh by each call; the last group write or
+// fsync failed and no write has succeeded since; batch mode's failed
+// periodic fsync), HealthDegraded when free space is below twice the
+// reserve, HealthOK otherwise. StoreHealth also carries the time and text
+// of the last failure (kept after recovery) and the free and reserve
+// bytes.
+//
 // Config.Faults (a FaultInjector) fails writes and fsyncs on demand, for
 // tests of these paths in this package and above it.
 //
@@ -131,7 +177,8 @@
 //	kline        'k' (0x6b) | len uint8 | symbol (len bytes) | interval uint8 | open_time uint64
 //	snapshot     's' (0x73) | shard uint16                                3 bytes
 //	checkpoint   'c' (0x63) | consumer name (1..255 bytes, to the end of the key)
-//	meta         'm' (0x6d) | name: "format" (format version), "seqs" (sequence counters)
+//	meta         'm' (0x6d) | name: "format" (format version), "seqs" (sequence counters),
+//	                          "layout" (layout record)
 //
 // WAL keys sort by shard, then sequence: one shard's log is one contiguous
 // range, replayed with one seek and a forward scan, and truncated as a
@@ -168,6 +215,7 @@
 //	checkpoint   seq uint64
 //	meta/format  version uint64 (1)
 //	meta/seqs    last_assigned_seq uint64 | last_fsynced_seq uint64
+//	meta/layout  shards uint32 | n uint8 | n interval codes (sorted, unique)
 //
 // # Concurrency
 //

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klinecast/klinecast/internal/testkit"
 	"github.com/klinecast/klinecast/messages"
 )
 
@@ -159,7 +160,7 @@ func TestFaultBatchModeSyncFailure(t *testing.T) {
 	// Appends are written without waiting for an fsync, but once the
 	// periodic fsync has failed they are refused until it succeeds.
 	i := 1
-	checkFor(t, 10*time.Second, func() error {
+	testkit.Eventually(t, 10*time.Second, func() error {
 		i++
 		if _, err := s.AppendBatch(ctx, 0, mkBatch("B", i, 5)); !errors.Is(err, ErrUnavailable) {
 			return fmt.Errorf("append still accepted (err %v)", err)
@@ -170,13 +171,13 @@ func TestFaultBatchModeSyncFailure(t *testing.T) {
 		t.Fatal("the failed periodic fsync was not logged exactly once")
 	}
 	f.on.Store(false)
-	checkFor(t, 10*time.Second, func() error {
+	testkit.Eventually(t, 10*time.Second, func() error {
 		i++
 		_, err := s.AppendBatch(ctx, 0, mkBatch("B", i, 5))
 		return err
 	})
 	st := s.Stats()
-	checkFor(t, 10*time.Second, func() error {
+	testkit.Eventually(t, 10*time.Second, func() error {
 		if d := s.Stats().DurableSeq; d < st.LastSeq {
 			return fmt.Errorf("durable %d < last %d", d, st.LastSeq)
 		}
@@ -218,11 +219,18 @@ func TestFaultDiskFullTmpfs(t *testing.T) {
 	if !ok {
 		t.Skip("statfs unavailable")
 	}
+	requireHealth(t, s.Health(), HealthOK, "")
+	// Health reads the free space itself: no write is needed to see it.
 	ballast := filepath.Join(mnt, "ballast")
+	if err := os.WriteFile(ballast, make([]byte, free-24<<20), 0o644); err != nil { // 24 MiB left: under twice the reserve
+		t.Fatal(err)
+	}
+	requireHealth(t, s.Health(), HealthDegraded, "twice the reserve")
 	fill := free - 8<<20 // leave 8 MiB: below the reserve, far from ENOSPC
 	if err := os.WriteFile(ballast, make([]byte, fill), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	requireHealth(t, s.Health(), HealthFailed, "below the reserve")
 	_, err := s.AppendBatch(ctx, 0, mkBatch("D", 99, 100))
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "disk space low") {
 		t.Fatalf("append on a nearly full disk: %v", err)
@@ -241,9 +249,13 @@ func TestFaultDiskFullTmpfs(t *testing.T) {
 		t.Fatal("low disk space not logged exactly once")
 	}
 
+	if h := s.Health(); h.State != HealthFailed || !strings.Contains(h.LastErrorReason, "disk space low") {
+		t.Fatalf("health after refused writes: %+v", h)
+	}
 	if err := os.Remove(ballast); err != nil {
 		t.Fatal(err)
 	}
+	requireHealth(t, s.Health(), HealthOK, "")
 	seq, err := s.AppendBatch(ctx, 0, mkBatch("D", 20, 100))
 	if err != nil {
 		t.Fatalf("append after space returned: %v", err)

@@ -58,6 +58,13 @@ type Store struct {
 	syncErr  atomic.Pointer[error] // DurabilityBatch: last periodic fsync failed
 	lowSpace atomic.Bool           // free space is below the reserve (for log transitions)
 
+	// For Health: writeFailure is the failure of the last group write or
+	// fsync (nil once a group succeeds); lastFailure the last failure of
+	// any kind. Both are set by the committer and the sync loop.
+	writeFailure atomic.Pointer[failure]
+	lastFailure  atomic.Pointer[failure]
+	disk         dirStat // the data dir's file system; zero when InMemory
+
 	st stats
 
 	opPool sync.Pool
@@ -146,6 +153,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("storage: opening badger in %s: %w", s.dbDir, err)
 		}
 		s.be = be
+		s.disk = openDirStat(s.dbDir)
 		// A value may not exceed one value-log file.
 		s.maxRecord = min(MaxRecordBytes, int(cfg.ValueLogFileSize)-headerLen-snapshotHeaderLen-64)
 	}
@@ -154,6 +162,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if err := s.init(ctx); err != nil {
 		s.be.close()
+		s.disk.close()
 		s.lock.unlock()
 		return nil, err
 	}
@@ -291,6 +300,7 @@ func (s *Store) Close() error {
 	if err := s.be.close(); err != nil {
 		errs = append(errs, fmt.Errorf("storage: closing backend: %w", err))
 	}
+	s.disk.close() // after the gate shut: no Health call is using it
 	if err := s.lock.unlock(); err != nil {
 		errs = append(errs, fmt.Errorf("storage: releasing lock: %w", err))
 	}
@@ -507,6 +517,12 @@ func (s *Store) commitGroup(group []*op) {
 			}
 		}
 	}
+	switch {
+	case failErr != nil:
+		s.writeFailure.Store(s.noteFailure(failErr))
+	case len(kvs) > 0:
+		s.writeFailure.Store(nil)
+	}
 	s.finishWrite(group, failErr)
 	s.kvs = kvs[:0]
 	clear(kvs) // drop references to request buffers
@@ -592,7 +608,7 @@ func (s *Store) spaceCheck(group []*op) [3]error {
 	if !needed {
 		return out
 	}
-	free, ok := freeBytes(s.dbDir)
+	free, ok := s.disk.free()
 	if !ok {
 		return out
 	}
@@ -601,6 +617,7 @@ func (s *Store) spaceCheck(group []*op) [3]error {
 	if low != s.lowSpace.Load() {
 		s.lowSpace.Store(low)
 		if low {
+			s.noteFailure(fmt.Errorf("%w: disk space low: %d bytes free in %s, reserve %d", ErrUnavailable, free, s.cfg.Dir, reserve))
 			s.log.Error("disk space below the reserve: refusing WAL appends and kline writes", "dir", s.cfg.Dir, "free_bytes", free, "reserve_bytes", reserve)
 		} else {
 			s.log.Warn("disk space back above the reserve: accepting writes again", "dir", s.cfg.Dir, "free_bytes", free, "reserve_bytes", reserve)
@@ -670,6 +687,7 @@ func (s *Store) syncLoop() {
 		// accepted again) also finds the log line.
 		if err := s.syncNow(); err != nil {
 			if s.syncErr.Load() == nil {
+				s.noteFailure(fmt.Errorf("%w: periodic fsync: %w", ErrUnavailable, err))
 				s.log.Error("periodic fsync failed: refusing WAL appends until it succeeds", "err", err)
 			}
 			s.syncErr.Store(&err)

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/klinecast/klinecast/messages"
 )
@@ -161,20 +160,6 @@ func replayShard(t *testing.T, s *Store, shard int, after uint64) []replayed {
 		t.Fatalf("ReplayWAL(shard %d, after %d): %v", shard, after, err)
 	}
 	return out
-}
-
-// checkFor polls cond until it holds or the budget runs out.
-func checkFor(t testing.TB, budget time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(budget)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(time.Millisecond)
-	}
-	t.Fatalf("condition not met within %v: %v", budget, err)
 }
 
 // rawPut writes a value bypassing the envelope: the fault hook behind the

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"bytes"
-	"container/heap"
 	"context"
 	"fmt"
 	"math"
@@ -151,82 +150,6 @@ func (s *Store) ReplayWAL(ctx context.Context, shard int, afterSeq uint64, fn Re
 			}
 		}
 	})
-}
-
-// ReplayAllFunc receives one WAL record of any shard; see ReplayFunc.
-type ReplayAllFunc func(shard int, seq uint64, tb *messages.TradeBatch) error
-
-// ReplayWALAll replays every shard's WAL merged into global sequence order
-// (the order the records were acknowledged in), skipping each shard's
-// records at or below after(shard). Use it to rebuild a node exactly as the
-// trades arrived, e.g. when a global watermark must advance in the original
-// interleaving. Damaged records are handled as in ReplayWAL.
-func (s *Store) ReplayWALAll(ctx context.Context, after func(shard int) uint64, fn ReplayAllFunc) error {
-	return s.read(func() error {
-		shards, err := s.walShards(ctx)
-		if err != nil {
-			return err
-		}
-		h := make(cursorHeap, 0, len(shards))
-		defer func() {
-			for _, c := range h {
-				c.close()
-			}
-		}()
-		for _, sh := range shards {
-			var from uint64
-			if after != nil {
-				from = after(int(sh))
-			}
-			c := s.newWALCursor(sh, from)
-			ok, err := c.advance()
-			if err != nil {
-				c.close()
-				return err
-			}
-			if !ok {
-				c.close()
-				continue
-			}
-			h = append(h, c)
-		}
-		heap.Init(&h)
-		for n := 0; len(h) > 0; n++ {
-			if n&63 == 0 {
-				if err := ctx.Err(); err != nil {
-					return fmt.Errorf("storage: replay: %w", err)
-				}
-			}
-			c := h[0]
-			if err := fn(int(c.shard), c.seq, &c.tb); err != nil {
-				return fmt.Errorf("storage: replay of shard %d at seq %d: %w", c.shard, c.seq, err)
-			}
-			ok, err := c.advance()
-			if err != nil {
-				return err
-			}
-			if ok {
-				heap.Fix(&h, 0)
-			} else {
-				heap.Pop(&h)
-				c.close()
-			}
-		}
-		return nil
-	})
-}
-
-type cursorHeap []*walCursor
-
-func (h cursorHeap) Len() int           { return len(h) }
-func (h cursorHeap) Less(i, j int) bool { return h[i].seq < h[j].seq }
-func (h cursorHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *cursorHeap) Push(x any)        { *h = append(*h, x.(*walCursor)) }
-func (h *cursorHeap) Pop() any {
-	old := *h
-	c := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return c
 }
 
 // walCursor walks one shard's WAL, positioned on good records only.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klinecast/klinecast/internal/testkit"
 	"github.com/klinecast/klinecast/messages"
 )
 
@@ -65,29 +66,9 @@ func TestWALAppendReplayRoundTrip(t *testing.T) {
 				t.Fatalf("replay after MaxUint64 gave %d records", len(none))
 			}
 		}
-		// Global order, with per-shard starting points.
-		var order []uint64
-		err := s.ReplayWALAll(ctx, func(shard int) uint64 {
-			if shard == 7 {
-				return 8 // skip shard 7's seqs 2, 5, 8
-			}
-			return 0
-		}, func(shard int, seq uint64, tb *messages.TradeBatch) error {
-			if !sameTrades(tb.Trades, want[seq-1].tb.Trades) || shard != want[seq-1].shard {
-				t.Errorf("seq %d: wrong record (shard %d)", seq, shard)
-			}
-			order = append(order, seq)
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(order) != 27 || !sort.SliceIsSorted(order, func(i, j int) bool { return order[i] < order[j] }) {
-			t.Fatalf("ReplayWALAll order: %v", order)
-		}
 		// fn's error stops the replay and comes back wrapped.
 		stop := errors.New("enough")
-		err = s.ReplayWAL(ctx, 0, 0, func(uint64, *messages.TradeBatch) error { return stop })
+		err := s.ReplayWAL(ctx, 0, 0, func(uint64, *messages.TradeBatch) error { return stop })
 		if !errors.Is(err, stop) {
 			t.Fatalf("ReplayWAL error = %v, want wrapping %v", err, stop)
 		}
@@ -153,7 +134,7 @@ func TestWALGroupCommit(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	checkFor(t, 10*time.Second, func() error {
+	testkit.Eventually(t, 10*time.Second, func() error {
 		if s.Stats().Commits != 1 {
 			return errors.New("first append not committed yet")
 		}
@@ -169,7 +150,7 @@ func TestWALGroupCommit(t *testing.T) {
 			}
 		}()
 	}
-	checkFor(t, 10*time.Second, func() error {
+	testkit.Eventually(t, 10*time.Second, func() error {
 		if q := s.Stats().QueueLen; q != n-1 {
 			return fmt.Errorf("queue length %d, want %d", q, n-1)
 		}
@@ -282,7 +263,7 @@ func TestWALDurabilityModes(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		checkFor(t, 10*time.Second, func() error {
+		testkit.Eventually(t, 10*time.Second, func() error {
 			if st := s.Stats(); st.DurableSeq < seq {
 				return fmt.Errorf("durable seq %d < %d", st.DurableSeq, seq)
 			}
@@ -650,17 +631,25 @@ func TestWALAppendAsyncOrder(t *testing.T) {
 				t.Fatalf("second Wait: %d, %v", again, err)
 			}
 		}
-		var order []int
-		err := s.ReplayWALAll(ctx, nil, func(shard int, seq uint64, tb *messages.TradeBatch) error {
-			i := int(seq - 1)
-			if shard != i%7 || !sameTrades(tb.Trades, mkBatch("A", i, 1+i%30).Trades) {
-				t.Errorf("seq %d holds the wrong batch", seq)
+		// Each shard's log holds exactly its appends, in queue order.
+		total := 0
+		for shard := range 7 {
+			next := shard // the next append index expected in this shard
+			err := s.ReplayWAL(ctx, shard, 0, func(seq uint64, tb *messages.TradeBatch) error {
+				i := int(seq - 1)
+				if i != next || !sameTrades(tb.Trades, mkBatch("A", i, 1+i%30).Trades) {
+					t.Errorf("shard %d: seq %d holds the wrong batch (want append %d)", shard, seq, next)
+				}
+				next += 7
+				total++
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("replay of shard %d: %v", shard, err)
 			}
-			order = append(order, i)
-			return nil
-		})
-		if err != nil || len(order) != n || !sort.IntsAreSorted(order) {
-			t.Fatalf("global replay: %d records, sorted %v, %v", len(order), sort.IntsAreSorted(order), err)
+		}
+		if total != n {
+			t.Fatalf("replayed %d records, want %d", total, n)
 		}
 		f.on.Store(true)
 		a, err := s.AppendBatchAsync(ctx, 0, mkBatch("A", n, 1))

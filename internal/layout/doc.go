@@ -4,5 +4,6 @@
 //	cmd → cluster → actors → storage → messages
 //
 // with the pure aggregation core (actors/aggregate) and the trade
-// generator (internal/gen) importing only messages.
+// generator (internal/gen) importing only messages, and the shared test
+// kit (internal/testkit, for _test.go files) importing no klinecast package.
 package layout
