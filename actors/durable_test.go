@@ -105,11 +105,12 @@ func TestDurableShardPanicRestartsFromSnapshotAndWAL(t *testing.T) {
 // abandon stops the node as a crash would: no final flush or checkpoint.
 func (n *Node) abandon() {
 	n.closeOnce.Do(func() {
-		n.closed.Store(true)
+		n.life.Close()
 		n.stop()
 		n.bg.Wait()
 		n.system.Root.StopFuture(n.root).Wait()
-		n.stopWALWaiters()
+		n.life.Halt()
+		n.closeShards()
 		n.pool.Close()
 	})
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/klinecast/klinecast/actors/internal/lifecycle"
 	"github.com/klinecast/klinecast/actors/internal/shard"
+	"github.com/klinecast/klinecast/storage"
 )
 
 // HealthState is a component's health.
@@ -173,4 +174,18 @@ func (m *healthMonitor) arm(ctx actor.Context) {
 		st.Enqueued.Add(1)
 		system.Root.Send(self, fire)
 	})
+}
+
+// storageHealth is the store as a health component: a store that refuses
+// writes (a full disk, a failing fsync) fails ingest, so the node is not
+// healthy while it does.
+func storageHealth(h storage.StoreHealth) ComponentHealth {
+	c := ComponentHealth{Name: "storage", State: Healthy}
+	switch h.State {
+	case storage.HealthDegraded:
+		c.State, c.Detail = Degraded, h.Reason
+	case storage.HealthFailed:
+		c.State, c.Detail = Failed, h.Reason
+	}
+	return c
 }

@@ -138,7 +138,7 @@ func start(ctx context.Context, cfg Config, hk hooks) (*Node, error) {
 	}
 	var mem *storage.MemKlines
 	if cfg.Store != nil {
-		if err := cfg.Store.CheckLayout(storage.Layout{Shards: cfg.Shards, Intervals: cfg.Intervals}); err != nil {
+		if err := cfg.Store.CheckLayout(ctx, storage.Layout{Shards: cfg.Shards, Intervals: cfg.Intervals}); err != nil {
 			return nil, fmt.Errorf("actors: %w", err)
 		}
 		n.store = cfg.Store
@@ -586,3 +586,7 @@ func (n *Node) Close(ctx context.Context) error {
 	})
 	return err
 }
+
+// ShardOf maps a symbol to its shard among shards (messages.ShardOf: FNV-1a,
+// stable across processes and versions).
+func ShardOf(symbol string, shards int) int { return messages.ShardOf(symbol, shards) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"math"
 	"slices"
@@ -13,31 +14,31 @@ import (
 	"time"
 
 	"github.com/klinecast/klinecast/actors/aggregate"
+	"github.com/klinecast/klinecast/actors/internal/shard"
 	"github.com/klinecast/klinecast/internal/gen"
+	"github.com/klinecast/klinecast/internal/testkit"
 	"github.com/klinecast/klinecast/messages"
 )
 
 // genTrades returns n generated trades over nsym symbols in time order.
 func genTrades(t testing.TB, nsym int, n int64, span time.Duration, seed uint64) []messages.Trade {
 	t.Helper()
-	g, err := gen.New(gen.Config{Symbols: gen.Symbols(nsym), Trades: n, Span: span, Seed: seed})
+	out, err := gen.Collect(gen.Config{Symbols: gen.Symbols(nsym), Trades: n, Span: span, Seed: seed})
 	if err != nil {
 		t.Fatal(err)
-	}
-	var out []messages.Trade
-	var tr messages.Trade
-	for g.Next(&tr) {
-		out = append(out, tr)
 	}
 	return out
 }
 
 func testNode(t testing.TB, cfg Config) *Node {
 	t.Helper()
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	n, err := Start(context.Background(), cfg)
+	return testNodeHooks(t, cfg, hooks{})
+}
+
+// testNodeHooks starts a node with test seams.
+func testNodeHooks(t testing.TB, cfg Config, hk hooks) *Node {
+	t.Helper()
+	n, err := start(context.Background(), cfg, hk)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,8 +251,10 @@ func TestNodeClosedRefusesIngest(t *testing.T) {
 
 func TestShardOfIsStable(t *testing.T) {
 	for _, sym := range []string{"BTCUSDT", "ETHUSDT", "X", "PEPEUSDT", ""} {
-		if a, b := ShardOf(sym, 64), shardOfFast(sym, 64); a != b {
-			t.Fatalf("%s: ShardOf %d, shardOfFast %d", sym, a, b)
+		h := fnv.New32a()
+		h.Write([]byte(sym))
+		if a, b := ShardOf(sym, 64), int(h.Sum32()%64); a != b {
+			t.Fatalf("%s: ShardOf %d, hash/fnv's FNV-1a %d", sym, a, b)
 		}
 	}
 	// The mapping is part of the data layout (snapshots are per shard):
@@ -260,23 +263,6 @@ func TestShardOfIsStable(t *testing.T) {
 		if got := ShardOf(sym, 64); got != want {
 			t.Errorf("ShardOf(%s, 64) = %d, want %d", sym, got, want)
 		}
-	}
-}
-
-// checkFor polls cond until it holds or the deadline passes (never a
-// bare sleep as synchronization).
-func checkFor(t testing.TB, within time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %v", within, err)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -294,7 +280,7 @@ func TestNodeWallClockClosesBarsWithoutTrades(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := messages.Interval1s.Align(tr.Time)
-	checkFor(t, 10*time.Second, func() error {
+	testkit.Eventually(t, 10*time.Second, func() error {
 		bars, err := n.Klines(context.Background(), "BTCUSDT", messages.Interval1s, first, 0, 10)
 		if err != nil {
 			return err
@@ -350,9 +336,9 @@ func TestNodeHealthReportsAStuckShard(t *testing.T) {
 	call := n.IngestAsync(context.Background(), []messages.Trade{tr})
 	stuck := n.shards[ShardOf("BTCUSDT", 4)]
 	// The router partition on the blocked worker cannot answer either.
-	stuckRouter := n.partitions[n.pool.WorkerOf(stuck.id)]
-	checkFor(t, 10*time.Second, func() error {
-		if !blocked.Load() || stuck.pingSent.Load() == 0 || stuckRouter.pingSent.Load() == 0 {
+	stuckRouter := n.ingest.Partitions()[n.pool.WorkerOf(stuck.ID())]
+	testkit.Eventually(t, 10*time.Second, func() error {
+		if !blocked.Load() || stuck.Stats.PingSent.Load() == 0 || stuckRouter.Stats.PingSent.Load() == 0 {
 			return errors.New("shard not blocked with heartbeats outstanding yet")
 		}
 		return nil
@@ -361,7 +347,7 @@ func TestNodeHealthReportsAStuckShard(t *testing.T) {
 	rep := n.Health()
 	found := false
 	for _, c := range rep.Components {
-		if c.Name == shardName(stuck.id) {
+		if c.Name == shard.Name(stuck.ID()) {
 			found = true
 			if c.State != Failed {
 				t.Errorf("%s: %s, want failed (%s)", c.Name, c.State, c.Detail)
@@ -369,21 +355,21 @@ func TestNodeHealthReportsAStuckShard(t *testing.T) {
 		}
 	}
 	if !found {
-		t.Fatalf("no health entry for %s: %+v", shardName(stuck.id), rep)
+		t.Fatalf("no health entry for %s: %+v", shard.Name(stuck.ID()), rep)
 	}
 	if !slices.ContainsFunc(rep.Components, func(c ComponentHealth) bool {
-		return c.Name == partitionName(stuckRouter.worker) && c.State == Failed
+		return c.Name == stuckRouter.Stats.Name && c.State == Failed
 	}) {
-		t.Errorf("%s on the blocked worker not reported failed: %+v", partitionName(stuckRouter.worker), rep.Components)
+		t.Errorf("%s on the blocked worker not reported failed: %+v", stuckRouter.Stats.Name, rep.Components)
 	}
 	if rep.State != Failed {
 		t.Fatalf("node state %s with a stuck shard", rep.State)
 	}
 	close(release)
-	if _, err := call.Wait(context.Background()); err != nil {
+	if _, err := call.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 10*time.Second, func() error {
+	testkit.Eventually(t, 10*time.Second, func() error {
 		if s := n.Health().State; s != Healthy {
 			return fmt.Errorf("node still %s", s)
 		}
@@ -413,17 +399,18 @@ func TestNodeShardPanicWhileApplying(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			trades := genTrades(t, tc.symbols, 12_000, 2*24*time.Hour, 5)
 			cfg := eventConfig()
-			cfg.chunkTrades = 97 // parts of many chunks when batches are large
+			var hk hooks
+			hk.chunkTrades = 97 // parts of many chunks when batches are large
 			// The faults below are transient, but dense and counted across
 			// all shards: by coincidence one part can meet several in a row,
 			// and under the race detector a shard can restart often. This
 			// test is about rebuilding exactly; giving a part up and the
 			// restart limit have their own tests.
-			cfg.partFailureLimit = 1 << 20
-			cfg.restartLimit = 1 << 20
+			hk.partFailureLimit = 1 << 20
+			hk.restartLimit = 1 << 20
 			var chunks atomic.Int64
 			if tc.inject {
-				cfg.chunkFault = func(shard int, lo int32) bool {
+				hk.faults.Chunk = func(shard int, lo int32) bool {
 					// Deterministic: every 31st chunk after a part's first.
 					return lo > 0 && chunks.Add(1)%31 == 0
 				}
@@ -435,7 +422,7 @@ func TestNodeShardPanicWhileApplying(t *testing.T) {
 					panic("sink fault drill")
 				}
 			})
-			n := testNode(t, cfg)
+			n := testNodeHooks(t, cfg, hk)
 			ctx := context.Background()
 			for i, b := 0, 0; i < len(trades); i, b = i+tc.batch, b+1 {
 				end := min(i+tc.batch, len(trades))
@@ -447,7 +434,7 @@ func TestNodeShardPanicWhileApplying(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				res, err := c.Wait(ctx)
+				res, err := c.Wait()
 				if err != nil || res.Accepted != end-i {
 					t.Fatalf("batch at %d: %+v, %v", i, res, err)
 				}
@@ -464,8 +451,9 @@ func TestNodeShardPanicWhileApplying(t *testing.T) {
 			}
 			var saved, logged uint64
 			for _, h := range n.shards {
-				saved += h.keptBySave.Load()
-				logged += h.keptByLog.Load()
+				s, l := h.KeptBy()
+				saved += s
+				logged += l
 			}
 			t.Logf("restarts %d, parts kept by checkpoint %d, by log %d", restarts, saved, logged)
 			if tc.inject && chunks.Load() < 31 {
@@ -512,7 +500,7 @@ func TestNodeIngestAllocatesNothingInSteadyState(t *testing.T) {
 // TestNodeGivesUpAPartThatAlwaysFails: a part that crashes its shard every
 // time it is applied (here by a Sink that panics on it, or a fault in a
 // middle chunk that recurs on every replay) is given up after
-// maxPartFailures attempts: its request fails with ErrPartFailed instead of
+// shard.DefaultPartFailureLimit attempts: its request fails with ErrPartFailed instead of
 // waiting forever behind a shard stopped by its restart limit, the shard
 // serves on, and retrying the request once the cause is gone applies the
 // part (the other parts count as duplicates): the klines end up exact.
@@ -530,7 +518,8 @@ func TestNodeGivesUpAPartThatAlwaysFails(t *testing.T) {
 			const poisoned = 3 // the shard that fails
 			var failing atomic.Bool
 			cfg := eventConfig()
-			cfg.chunkTrades = 50 // parts of several chunks
+			var hk hooks
+			hk.chunkTrades = 50 // parts of several chunks
 			if tc.sink {
 				cfg.Sink = DeltaSinkFunc(func(shard int, d *aggregate.Delta) {
 					if shard == poisoned && failing.Load() {
@@ -538,12 +527,12 @@ func TestNodeGivesUpAPartThatAlwaysFails(t *testing.T) {
 					}
 				})
 			} else {
-				cfg.chunkFault = func(shard int, lo int32) bool {
+				hk.faults.Chunk = func(shard int, lo int32) bool {
 					return shard == poisoned && lo > 0 && failing.Load()
 				}
-				cfg.replayFault = func(shard int) bool { return shard == poisoned && failing.Load() }
+				hk.faults.Replay = func(shard int) bool { return shard == poisoned && failing.Load() }
 			}
-			n := testNode(t, cfg)
+			n := testNodeHooks(t, cfg, hk)
 			ctx := context.Background()
 			first, second := trades[:2000], trades[2000:4000]
 			if res, err := n.Ingest(ctx, first); err != nil || res.Accepted != len(first) {
@@ -556,12 +545,12 @@ func TestNodeGivesUpAPartThatAlwaysFails(t *testing.T) {
 			}
 			var restarts int64
 			for _, a := range n.Actors() {
-				if a.Name == shardName(poisoned) {
+				if a.Name == shard.Name(poisoned) {
 					restarts = a.Restarts
 				}
 			}
-			if restarts != maxPartFailures {
-				t.Errorf("shard %d restarted %d times, want %d", poisoned, restarts, maxPartFailures)
+			if restarts != shard.DefaultPartFailureLimit {
+				t.Errorf("shard %d restarted %d times, want %d", poisoned, restarts, shard.DefaultPartFailureLimit)
 			}
 			failing.Store(false)
 			// The retry applies the part given up; the rest are duplicates.
@@ -586,9 +575,10 @@ func TestNodeGivesUpAPartThatAlwaysFails(t *testing.T) {
 // reason, and Close still finishes.
 func TestNodeShardStoppedByItsRestartLimit(t *testing.T) {
 	cfg := eventConfig()
-	cfg.restartLimit = 2
+	var hk hooks
+	hk.restartLimit = 2
 	cfg.Logger = slog.New(slog.DiscardHandler)
-	n, err := Start(context.Background(), cfg)
+	n, err := start(context.Background(), cfg, hk)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -606,8 +596,8 @@ func TestNodeShardStoppedByItsRestartLimit(t *testing.T) {
 		}
 	}
 	if _, err := n.Ingest(ctx, trades[1000:2000]); !errors.Is(err, ErrActorStopped) ||
-		!strings.Contains(err.Error(), shardName(victim)) || !strings.Contains(err.Error(), "restart-limit drill") {
-		t.Fatalf("request queued behind the stopped shard: %v; want ErrActorStopped naming %s and the reason", err, shardName(victim))
+		!strings.Contains(err.Error(), shard.Name(victim)) || !strings.Contains(err.Error(), "restart-limit drill") {
+		t.Fatalf("request queued behind the stopped shard: %v; want ErrActorStopped naming %s and the reason", err, shard.Name(victim))
 	}
 	if _, err := n.Ingest(ctx, trades[2000:]); !errors.Is(err, ErrActorStopped) {
 		t.Errorf("a later request: %v; want ErrActorStopped", err)
@@ -621,14 +611,14 @@ func TestNodeShardStoppedByItsRestartLimit(t *testing.T) {
 	}
 	found := false
 	for _, c := range rep.Components {
-		if c.Name == shardName(victim) {
+		if c.Name == shard.Name(victim) {
 			found = c.State == Failed && strings.Contains(c.Detail, "restart limit") && strings.Contains(c.Detail, "restart-limit drill")
 		} else if c.State != Healthy {
 			t.Errorf("%s: %s %s, want healthy", c.Name, c.State, c.Detail)
 		}
 	}
 	if !found {
-		t.Errorf("%s not reported failed with the reason: %+v", shardName(victim), rep.Components)
+		t.Errorf("%s not reported failed with the reason: %+v", shard.Name(victim), rep.Components)
 	}
 	cctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -645,13 +635,15 @@ func TestNodeShardStoppedByItsRestartLimit(t *testing.T) {
 func TestNodeFailuresBetweenChunksDoNotGiveUpAPart(t *testing.T) {
 	trades := genTrades(t, 16, 4_000, 24*time.Hour, 13)
 	cfg := eventConfig()
-	cfg.chunkTrades = 10 // a part of many chunks, handed out a few at a time
-	victim := shardOfFast(trades[0].Symbol, cfg.Shards)
+	var hk hooks
+	hk.chunkTrades = 10 // a part of many chunks, handed out a few at a time
+	victim := ShardOf(trades[0].Symbol, cfg.Shards)
 	var n *Node
 	var injected atomic.Bool
-	cfg.chunkFault = func(shard int, lo int32) bool {
+	failures := shard.DefaultPartFailureLimit
+	hk.faults.Chunk = func(shard int, lo int32) bool {
 		if shard == victim && lo > 0 && injected.CompareAndSwap(false, true) {
-			for range maxPartFailures {
+			for range failures {
 				if err := n.InjectShardPanic(victim, "between chunks"); err != nil {
 					t.Error(err)
 				}
@@ -659,7 +651,7 @@ func TestNodeFailuresBetweenChunksDoNotGiveUpAPart(t *testing.T) {
 		}
 		return false
 	}
-	n = testNode(t, cfg)
+	n = testNodeHooks(t, cfg, hk)
 	res, err := n.Ingest(context.Background(), trades)
 	if err != nil || res.Accepted != len(trades) {
 		t.Fatalf("ingest: %+v, %v; want every trade accepted", res, err)
@@ -668,8 +660,8 @@ func TestNodeFailuresBetweenChunksDoNotGiveUpAPart(t *testing.T) {
 		t.Fatalf("no panic injected: shard %d's part had one chunk", victim)
 	}
 	for _, a := range n.Actors() {
-		if a.Name == shardName(victim) && a.Restarts != maxPartFailures {
-			t.Errorf("%s restarted %d times, want %d", a.Name, a.Restarts, maxPartFailures)
+		if a.Name == shard.Name(victim) && a.Restarts != shard.DefaultPartFailureLimit {
+			t.Errorf("%s restarted %d times, want %d", a.Name, a.Restarts, shard.DefaultPartFailureLimit)
 		}
 	}
 	requireMatchesOffline(t, n, trades)

@@ -435,7 +435,7 @@ func ingestRequests(ctx context.Context, node *actors.Node, trades []messages.Tr
 	for i, k := 0, 0; i < len(trades); i, k = i+batch, k+1 {
 		slot := &inflight[k%len(inflight)]
 		if *slot != nil {
-			r, err := (*slot).Wait(ctx)
+			r, err := (*slot).Wait()
 			*slot = nil
 			if err != nil {
 				return accepted, fmt.Errorf("bench: ingest: %w", err)
@@ -450,7 +450,7 @@ func ingestRequests(ctx context.Context, node *actors.Node, trades []messages.Tr
 		if *slot == nil {
 			continue
 		}
-		r, err := (*slot).Wait(ctx)
+		r, err := (*slot).Wait()
 		*slot = nil
 		if err != nil {
 			return accepted, fmt.Errorf("bench: ingest: %w", err)

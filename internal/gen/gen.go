@@ -396,3 +396,18 @@ func (s *symbol) schedule() {
 		s.activeUntil = s.next + int64(s.rng.ExpFloat64()*float64(s.p.meanActive/time.Microsecond))
 	}
 }
+
+// Collect generates every trade of cfg into a slice, for tests and
+// benchmarks that need them all at once.
+func Collect(cfg Config) ([]messages.Trade, error) {
+	g, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var out []messages.Trade
+	var tr messages.Trade
+	for g.Next(&tr) {
+		out = append(out, tr)
+	}
+	return out, nil
+}

@@ -11,7 +11,7 @@ import (
 // by one partition, the owner of its chunk.
 func BenchmarkIngestClassify(b *testing.B) {
 	trades := genTrades(b, 1000, 50_000, time.Hour, 1)
-	n := testNode(b, Config{Shards: 64, Cores: 2})
+	n := testIngest(b, 64, 2)
 	a := &partition{h: n.partitions[0]}
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -18,7 +18,7 @@ func symbolShardOf(sym string) int32 {
 	if messages.ValidateSymbol(sym) != nil {
 		return -1
 	}
-	return int32(shardOfFast(sym, 64))
+	return int32(messages.ShardOf(sym, 64))
 }
 
 func TestSymbolShardsLookup(t *testing.T) {
@@ -135,11 +135,11 @@ func TestSymbolShardsMatchesReference(t *testing.T) {
 // node's other goroutines.) The request's own buffers are grown first by
 // another partition, as in a real run.
 func TestPartitionFirstClassifyAllocatesNothing(t *testing.T) {
-	n := testNode(t, Config{Shards: 64, Cores: 2})
+	n := testIngest(t, 64, 2)
 	if len(n.partitions) < 2 {
 		t.Skip("needs two workers")
 	}
-	trades := genTrades(t, 100, int64(n.cfg.chunkTrades), time.Hour, 3)
+	trades := genTrades(t, 100, int64(n.cfg.ChunkTrades), time.Hour, 3)
 	c := n.newCall(trades)
 	defer n.recycle(c)
 	c.now = time.Now().UnixMilli()

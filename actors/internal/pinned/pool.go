@@ -83,11 +83,11 @@ type Config struct {
 // run queue far larger than the number of shards.
 func DefaultConfig() Config {
 	return Config{
-		Workers:    0,                       // runtime.NumCPU(), capped at the affinity mask
-		CPUs:       nil,                     // the affinity mask, ascending
+		Workers:    0,                 // runtime.NumCPU(), capped at the affinity mask
+		CPUs:       nil,               // the affinity mask, ascending
 		Throughput: DefaultThroughput, // messages per mailbox before yielding
 		QueueSize:  DefaultQueueSize,  // >> 64 shards / Workers: Schedule never blocks
-		Logger:     nil,                     // discard
+		Logger:     nil,               // discard
 	}
 }
 

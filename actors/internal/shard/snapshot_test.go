@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/klinecast/klinecast/actors/aggregate"
+	"github.com/klinecast/klinecast/internal/gen"
 	"github.com/klinecast/klinecast/messages"
 )
 
@@ -15,7 +16,10 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	trades := genTrades(t, 5, 3000, 6*time.Hour, 9)
+	trades, err := gen.Collect(gen.Config{Symbols: gen.Symbols(5), Trades: 3000, Span: 6 * time.Hour, Seed: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tr := range trades {
 		c.Apply(&tr)
 	}
