@@ -21,6 +21,7 @@ func allowedImports() map[string][]string {
 		"actors/aggregate": {"messages"},
 		"internal/gen":     {"messages"},
 		"internal/layout":  {},
+		"internal/lazyfs":  {},
 		"storage":          {"messages"},
 		"actors":           {"actors/aggregate", "storage", "messages"},
 		"actors/httpapi":   {"actors", "actors/aggregate", "storage", "messages"},
