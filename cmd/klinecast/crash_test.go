@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -69,6 +70,34 @@ func startCrashNode(t *testing.T, bin, dataDir string, extra ...string) *crashNo
 func (n *crashNode) kill() {
 	_ = n.cmd.Process.Signal(syscall.SIGKILL)
 	<-n.exited
+}
+
+// stop sends SIGTERM and waits for the process to be gone.
+func (n *crashNode) stop() {
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	<-n.exited
+}
+
+// postResult sends one NDJSON batch to a node expected to be healthy and
+// returns its answer; anything but a 200 is an error.
+func (n *crashNode) postResult(body []byte) (actors.IngestResult, error) {
+	var res actors.IngestResult
+	resp, err := http.Post(n.url+"/api/v1/trades", "application/x-ndjson", bytes.NewReader(body))
+	if err != nil {
+		return res, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(resp.Body)
+		return res, fmt.Errorf("status %d: %s", resp.StatusCode, msg)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		return res, fmt.Errorf("decoding the answer: %w", err)
+	}
+	if len(res.Rejected) != 0 {
+		return res, fmt.Errorf("items rejected: %+v", res.Rejected)
+	}
+	return res, nil
 }
 
 // post sends one NDJSON batch; ok reports a 200 with every trade accepted

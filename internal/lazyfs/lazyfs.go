@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sync"
 	"syscall"
+	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -37,6 +38,7 @@ type FS struct {
 		sync.Mutex
 		files   map[uint64]*fileJournal // by backing inode: changed since its last fsync
 		created map[uint64]uint64       // backing inode → parent dir inode: created, entry not yet durable
+		fsyncs  map[string]uint64       // file fsyncs answered, by base name
 		cuts    int
 	}
 }
@@ -69,6 +71,7 @@ func Mount(backing, mountpoint string) (*FS, error) {
 	f := &FS{backing: backing, mountpoint: mountpoint}
 	f.mu.files = map[uint64]*fileJournal{}
 	f.mu.created = map[uint64]uint64{}
+	f.mu.fsyncs = map[string]uint64{}
 	if err := f.mount(); err != nil {
 		return nil, err
 	}
@@ -85,11 +88,12 @@ func (f *FS) mount() error {
 	lb.RootData.RootNode = root
 	srv, err := gofs.Mount(f.mountpoint, root, &gofs.Options{
 		MountOptions: fuse.MountOptions{
-			// root mounts with mount(2) itself; without root go-fuse
-			// falls back to a fusermount binary.
-			DirectMount: true,
-			FsName:      "lazyfs:" + f.backing,
-			Name:        "lazyfs",
+			// mount(2) and umount(2) directly (root may): no
+			// fusermount binary, and umount's own errors (EBUSY)
+			// rather than a fallback's.
+			DirectMountStrict: true,
+			FsName:            "lazyfs:" + f.backing,
+			Name:              "lazyfs",
 		},
 	})
 	if err != nil {
@@ -107,11 +111,21 @@ func (f *FS) Mountpoint() string { return f.mountpoint }
 
 // Unmount unmounts the file system, keeping the backing files as they are
 // (nothing is rolled back).
+//
+// The kernel may still hold files of a process that just exited open for
+// a moment (EBUSY); Unmount retries for up to a minute.
 func (f *FS) Unmount() error {
-	if err := f.server.Unmount(); err != nil {
-		return fmt.Errorf("lazyfs: unmounting %s: %w", f.mountpoint, err)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := f.server.Unmount()
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
+			return fmt.Errorf("lazyfs: unmounting %s: %w", f.mountpoint, err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval, not synchronisation
 	}
-	return nil
 }
 
 // PowerCut simulates a power loss: everything written since its file's
@@ -138,6 +152,22 @@ func (f *FS) Pending() (files, created int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.mu.files), len(f.mu.created)
+}
+
+// Fsyncs reports how many fsyncs (or fdatasyncs) of files whose base
+// name satisfies match lazyfs has answered since Mount. A program's
+// fsync that is counted after a moment t may have started before t; the
+// second one counted after t started after t.
+func (f *FS) Fsyncs(match func(name string) bool) uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var n uint64
+	for name, c := range f.mu.fsyncs {
+		if match(name) {
+			n += c
+		}
+	}
+	return n
 }
 
 // rollBack applies the journal to the backing directory (unmounted).
@@ -231,10 +261,11 @@ func (f *FS) saveLocked(fd int, off, n int64) error {
 	return nil
 }
 
-// fsynced makes the file with backing inode ino durable.
-func (f *FS) fsynced(ino uint64) {
+// fsynced makes the file with backing inode ino, called name, durable.
+func (f *FS) fsynced(ino uint64, name string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.mu.fsyncs[name]++
 	delete(f.mu.files, ino)
 	delete(f.mu.created, ino)
 }
@@ -363,7 +394,7 @@ func (n *node) Fsync(ctx context.Context, fh gofs.FileHandle, flags uint32) sysc
 	if st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
 		n.fs.dirFsynced(st.Ino)
 	} else {
-		n.fs.fsynced(st.Ino)
+		n.fs.fsynced(st.Ino, filepath.Base(n.Path(n.Root())))
 	}
 	return 0
 }

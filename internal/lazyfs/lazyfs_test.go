@@ -230,3 +230,15 @@ func TestLazyFSRenameSurvives(t *testing.T) {
 	requireGone(t, filepath.Join(mnt, "old"))
 	requireContents(t, filepath.Join(mnt, "new"), "durable")
 }
+
+func TestLazyFSCountsFsyncsByName(t *testing.T) {
+	f := mountT(t)
+	p := filepath.Join(f.Mountpoint(), "x.mem")
+	write(t, p, 0, "a")
+	fsync(t, p)
+	fsync(t, p)
+	isMem := func(name string) bool { return filepath.Ext(name) == ".mem" }
+	if n := f.Fsyncs(isMem); n != 2 {
+		t.Fatalf("%d fsyncs of .mem files, want 2", n)
+	}
+}
