@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -71,6 +73,34 @@ func (n *crashNode) kill() {
 	<-n.exited
 }
 
+// stop sends SIGTERM and waits for the process to be gone.
+func (n *crashNode) stop() {
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	<-n.exited
+}
+
+// postResult sends one NDJSON batch to a node expected to be healthy and
+// returns its answer; anything but a 200 is an error.
+func (n *crashNode) postResult(body []byte) (actors.IngestResult, error) {
+	var res actors.IngestResult
+	resp, err := http.Post(n.url+"/api/v1/trades", "application/x-ndjson", bytes.NewReader(body))
+	if err != nil {
+		return res, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(resp.Body)
+		return res, fmt.Errorf("status %d: %s", resp.StatusCode, msg)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		return res, fmt.Errorf("decoding the answer: %w", err)
+	}
+	if len(res.Rejected) != 0 {
+		return res, fmt.Errorf("items rejected: %+v", res.Rejected)
+	}
+	return res, nil
+}
+
 // post sends one NDJSON batch; ok reports a 200 with every trade accepted
 // or a duplicate (the batch is acknowledged).
 func (n *crashNode) post(body []byte, size int) (ok bool, err error) {
@@ -93,8 +123,9 @@ func (n *crashNode) post(body []byte, size int) (ok bool, err error) {
 }
 
 // TestCrashKill9LosesNothingAcknowledged streams trades into the real
-// binary and kills it with SIGKILL at random moments, several times (while
-// a request is in flight, so some batches are durable but unanswered).
+// binary and kills it with SIGKILL at random moments, several times (right
+// after a request is started, so it may die before, during or after it;
+// TestCrashKill9MidRequestAllOrNothing kills mid-request for certain).
 // After each restart the producer re-sends every batch not answered 200.
 // The klines must then equal the offline aggregate of all trades: nothing
 // acknowledged lost, nothing counted twice.
@@ -260,4 +291,149 @@ func requireHTTPMatchesOffline(t *testing.T, url string, trades []messages.Trade
 func quoteClose(a, b float64) bool {
 	d := math.Abs(a - b)
 	return d <= 1e-9*math.Max(math.Abs(a), math.Abs(b)) || d <= 0.5e-8+1e-12
+}
+
+// TestCrashKill9MidRequestAllOrNothing kills the real binary with SIGKILL
+// while a request is certainly in flight: the request is sent on a raw
+// connection with "Expect: 100-continue", and the kill comes only after the
+// server answered "100 Continue" (Go's server does so when the handler
+// first reads the body) and part of the body was written: half of it, or
+// all but its last byte (or, a third variant, all of it, and the node's
+// stats counted the batch accepted, its answer unread). After the restart every acknowledged batch must
+// be present, and the interrupted one all present or all absent (re-sent,
+// its trades are either all duplicates or all new), never partly applied.
+// The klines must finally equal the offline aggregate (nothing counted
+// twice).
+func TestCrashKill9MidRequestAllOrNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process crash test")
+	}
+	bin := buildBinary(t)
+	dataDir := filepath.Join(t.TempDir(), "data")
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 11))
+
+	g, err := gen.New(gen.Config{Symbols: gen.Symbols(5), Trades: 16_000, Span: 2 * 24 * time.Hour, Seed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var trades []messages.Trade
+	for tr := (messages.Trade{}); g.Next(&tr); {
+		trades = append(trades, tr)
+	}
+	const batch = 200
+	var bodies [][]byte
+	for i := 0; i < len(trades); i += batch {
+		var b []byte
+		for j := i; j < min(i+batch, len(trades)); j++ {
+			b = append(messages.AppendAggTradeJSON(b, &trades[j]), '\n')
+		}
+		bodies = append(bodies, b)
+	}
+	size := func(i int) int { return min(batch, len(trades)-i*batch) }
+
+	next := 0
+	wantApplied := map[int]bool{}
+	for kill := range 6 {
+		n := startCrashNode(t, bin, dataDir)
+		first := next
+		for stop := next + 1 + rng.IntN(15); next < stop; next++ {
+			if ok, err := n.post(bodies[next], size(next)); err != nil || !ok {
+				n.kill()
+				t.Fatalf("batch %d: ok=%v err=%v\n%s", next, ok, err, n.stderr.String())
+			}
+		}
+		var before actors.Stats
+		if err := getJSON(n.url+"/api/v1/stats", &before); err != nil {
+			n.kill()
+			t.Fatal(err)
+		}
+		cut := len(bodies[next]) / 2
+		switch kill % 3 {
+		case 1:
+			cut = len(bodies[next]) - 1
+		case 2:
+			cut = len(bodies[next]) // the whole body: applied, its answer unread
+		}
+		conn := startRequest(t, n, bodies[next], cut)
+		if cut == len(bodies[next]) {
+			serveCheckFor(t, time.Minute, func() error {
+				var st actors.Stats
+				if err := getJSON(n.url+"/api/v1/stats", &st); err != nil {
+					return err
+				}
+				if st.Accepted < before.Accepted+uint64(size(next)) {
+					return fmt.Errorf("%d trades accepted, waiting for %d", st.Accepted, before.Accepted+uint64(size(next)))
+				}
+				return nil
+			})
+		}
+		n.kill()
+		conn.Close()
+		if cut == len(bodies[next]) {
+			wantApplied[kill] = true
+		}
+
+		n = startCrashNode(t, bin, dataDir)
+		for i := first; i < next; i++ {
+			res, err := n.postResult(bodies[i])
+			if err != nil || res.Duplicates != size(i) {
+				n.kill()
+				t.Fatalf("kill %d: acknowledged batch %d re-sent: %+v, %v (want all %d duplicates)\n%s", kill, i, res, err, size(i), n.stderr.String())
+			}
+		}
+		res, err := n.postResult(bodies[next])
+		if err != nil {
+			n.kill()
+			t.Fatal(err)
+		}
+		if wantApplied[kill] && res.Duplicates != size(next) {
+			n.kill()
+			t.Fatalf("kill %d: the interrupted batch %d was applied (the node counted it) but %d of %d trades survived the kill", kill, next, res.Duplicates, size(next))
+		}
+		if res.Duplicates != 0 && res.Duplicates != size(next) {
+			n.kill()
+			t.Fatalf("kill %d: the interrupted batch %d was partly applied: %d of %d trades present", kill, next, res.Duplicates, size(next))
+		}
+		t.Logf("kill %d: after %d acknowledged batches, mid-request with %d of %d body bytes sent; the interrupted batch was %s",
+			kill, next-first, cut, len(bodies[next]), map[bool]string{true: "applied", false: "absent"}[res.Duplicates != 0])
+		next++
+		n.stop()
+	}
+
+	n := startCrashNode(t, bin, dataDir)
+	defer n.stop()
+	for ; next < len(bodies); next++ {
+		if ok, err := n.post(bodies[next], size(next)); err != nil || !ok {
+			t.Fatalf("final run, batch %d: ok=%v err=%v\n%s", next, ok, err, n.stderr.String())
+		}
+	}
+	requireHTTPMatchesOffline(t, n.url, trades, []messages.Interval{messages.Interval1m, messages.Interval1h, messages.Interval1d})
+}
+
+// startRequest opens a raw connection to n, sends a POST /api/v1/trades
+// for body with "Expect: 100-continue", waits for the server's "100
+// Continue" (its handler is reading the body) and writes the first sent
+// bytes of the body. The request is then in flight for certain: the
+// server has started it and cannot have finished it.
+func startRequest(t *testing.T, n *crashNode, body []byte, sent int) net.Conn {
+	t.Helper()
+	host := strings.TrimPrefix(n.url, "http://")
+	conn, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "POST /api/v1/trades HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-ndjson\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", host, len(body))
+	_ = conn.SetReadDeadline(time.Now().Add(2 * time.Minute)) // a generous bound on a hang, not a timing assertion
+	status, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || !strings.HasPrefix(status, "HTTP/1.1 100") {
+		conn.Close()
+		t.Fatalf("waiting for 100 Continue: %q, %v", status, err)
+	}
+	if _, err := conn.Write(body[:sent]); err != nil {
+		conn.Close()
+		t.Fatal(err)
+	}
+	return conn
 }
