@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/klinecast/klinecast/internal/testkit"
 )
 
 func TestTradeMsgpackRoundTrip(t *testing.T) {
@@ -408,9 +410,7 @@ func TestMsgpackAllocs(t *testing.T) {
 	}
 	for _, c := range checks {
 		c.fn() // warm up: grow db, fill the cache
-		if n := testing.AllocsPerRun(100, c.fn); n != 0 {
-			t.Errorf("%s: %v allocs/op, want 0", c.name, n)
-		}
+		testkit.RequireNoAllocs(t, c.name, 100, c.fn)
 	}
 	if dk != k || dt != tr {
 		t.Fatal("decoded values differ")
