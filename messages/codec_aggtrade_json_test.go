@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/klinecast/klinecast/internal/testkit"
 )
 
 const binanceAggTrade = `{"e":"aggTrade","E":123456789,"s":"BNBBTC","a":12345,"p":"0.001","q":"100","f":100,"l":105,"T":123456785,"m":true,"M":true}`
@@ -274,26 +276,23 @@ func TestParseAggTradeJSONAllocs(t *testing.T) {
 		if err := ParseAggTradeJSON(b, &tr, cache); err != nil {
 			t.Fatal(err)
 		}
-		n := testing.AllocsPerRun(200, func() {
+		testkit.RequireNoAllocs(t, "ParseAggTradeJSON "+in[:40]+"...", 200, func() {
 			if err := ParseAggTradeJSON(b, &tr, cache); err != nil {
 				panic(err)
 			}
 		})
-		if n != 0 {
-			t.Errorf("ParseAggTradeJSON: %v allocs/op, want 0", n)
-		}
-		t.Logf("%s...: %v allocs/op", in[:40], n)
 	}
 	// A batch of 100 costs no allocation per item.
 	body := []byte("[" + strings.TrimSuffix(strings.Repeat(binanceAggTrade+",", 100), ",") + "]")
 	fn := func(_ int, _ *Trade, err error) error { return err }
-	n := testing.AllocsPerRun(50, func() {
+	const runs = 50
+	n := testkit.Allocs(func() {
 		if err := DecodeAggTradeBatch(body, cache, fn); err != nil {
 			panic(err)
 		}
-	})
-	if n > 1 {
-		t.Errorf("DecodeAggTradeBatch of 100: %v allocs, want <= 1", n)
+	}, runs)
+	if n > runs {
+		t.Errorf("DecodeAggTradeBatch of 100: %d allocations in %d batches, want at most 1 per batch", n, runs)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/klinecast/klinecast/internal/testkit"
 )
 
 func readAllCSV(t *testing.T, in string, symbol string) ([]Trade, []error) {
@@ -195,18 +197,13 @@ func TestAggTradeCSVAllocs(t *testing.T) {
 	}
 	r := NewAggTradeCSVReader(bytes.NewReader(data), "BTCUSDT")
 	var out Trade
-	n := testing.AllocsPerRun(1000, func() {
+	testkit.RequireNoAllocs(t, "AggTradeCSVReader.Next", 1000, func() {
 		if err := r.Next(&out); err != nil {
 			panic(err)
 		}
 	})
-	if n != 0 {
-		t.Fatalf("Next: %v allocs/row, want 0", n)
-	}
 	buf := make([]byte, 0, 256)
-	if n := testing.AllocsPerRun(100, func() { buf = AppendAggTradeCSV(buf[:0], &tr) }); n != 0 {
-		t.Fatalf("AppendAggTradeCSV: %v allocs", n)
-	}
+	testkit.RequireNoAllocs(t, "AppendAggTradeCSV", 100, func() { buf = AppendAggTradeCSV(buf[:0], &tr) })
 }
 
 func BenchmarkAggTradeCSVReader(b *testing.B) {

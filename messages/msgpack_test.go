@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/klinecast/klinecast/internal/testkit"
 )
 
 func TestTradeMsgpackRoundTrip(t *testing.T) {
@@ -336,24 +339,98 @@ func TestTradeBatchMsgpackErrors(t *testing.T) {
 	}
 }
 
-// Flipping any byte of a valid encoding never panics.
+// TestMsgpackCorruptionNoPanic damages every byte of a kline and a trade
+// batch record in turn (with bytes that are msgpack type markers) and
+// decodes the result as each type. The decoders' contract (msgpack.go):
+// never panic; on failure return a *DecodeError naming its format and an
+// offset inside the input, wrapping one of the package's sentinels; on
+// success the value is one the encoder can write, and writing it and
+// decoding that gives the same value again (compared by the re-encoded
+// bytes, so that a NaN quote volume compares equal to itself). Decoding
+// does not validate values, so a damaged number may decode successfully.
 func TestMsgpackCorruptionNoPanic(t *testing.T) {
 	k := sampleKline(t)
 	tb := TradeBatch{Seq: 9, Trades: edgeTrades(t)}
 	inputs := [][]byte{AppendKlineMsgpack(nil, &k), AppendTradeBatchMsgpack(nil, &tb)}
+	sentinels := []error{ErrTruncated, ErrWrongType, ErrSyntax, ErrMissingField, ErrDuplicateField, ErrNumberRange, ErrTrailingData, ErrBadValue}
+	checkErr := func(what string, b []byte, err error) {
+		t.Helper()
+		var de *DecodeError
+		if !errors.As(err, &de) {
+			t.Fatalf("%s: error %v (%T) is not a *DecodeError", what, err, err)
+		}
+		if !strings.HasPrefix(de.Format, "msgpack ") || de.Offset < 0 || de.Offset > len(b) {
+			t.Fatalf("%s: error %q: format %q, offset %d outside the %d-byte input", what, err, de.Format, de.Offset, len(b))
+		}
+		for _, s := range sentinels {
+			if errors.Is(err, s) {
+				return
+			}
+		}
+		// Decimal errors are the other documented cause.
+		for _, s := range []error{ErrDecimalSyntax, ErrDecimalNegative, ErrDecimalRange, ErrDecimalPrecision, ErrDecimalNotFinite} {
+			if errors.Is(err, s) {
+				return
+			}
+		}
+		t.Fatalf("%s: error %q wraps no sentinel", what, err)
+	}
+	var decodedOK, failed int
 	for _, in := range inputs {
 		for i := range in {
 			for _, c := range []byte{0x00, 0x7f, 0x90, 0xa0, 0xc0, 0xcf, 0xd3, 0xdb, 0xdc, 0xdd, 0xff} {
 				b := bytes.Clone(in)
 				b[i] = c
+				what := fmt.Sprintf("byte %d of %d set to %#x", i, len(in), c)
+
 				var kk Kline
-				_, _ = DecodeKlineMsgpack(b, &kk)
+				if rest, err := DecodeKlineMsgpack(b, &kk); err != nil {
+					checkErr("kline, "+what, b, err)
+					failed++
+				} else {
+					if len(rest) > len(b) {
+						t.Fatalf("kline, %s: rest longer than the input", what)
+					}
+					enc := AppendKlineMsgpack(nil, &kk)
+					var again Kline
+					if r, err := DecodeKlineMsgpack(enc, &again); err != nil || len(r) != 0 || !bytes.Equal(AppendKlineMsgpack(nil, &again), enc) {
+						t.Fatalf("kline, %s: decoded %+v does not round-trip (%v)", what, kk, err)
+					}
+					decodedOK++
+				}
+
 				var bb TradeBatch
-				_ = DecodeTradeBatchMsgpack(b, &bb)
+				if err := DecodeTradeBatchMsgpack(b, &bb); err != nil {
+					checkErr("batch, "+what, b, err)
+					failed++
+				} else {
+					enc := AppendTradeBatchMsgpack(nil, &bb)
+					var again TradeBatch
+					if err := DecodeTradeBatchMsgpack(enc, &again); err != nil || !bytes.Equal(AppendTradeBatchMsgpack(nil, &again), enc) {
+						t.Fatalf("batch, %s: decoded %+v does not round-trip (%v)", what, bb, err)
+					}
+					decodedOK++
+				}
+
 				var tt Trade
-				_, _ = DecodeTradeMsgpack(b, &tt)
+				if _, err := DecodeTradeMsgpack(b, &tt); err != nil {
+					checkErr("trade, "+what, b, err)
+					failed++
+				} else {
+					enc := AppendTradeMsgpack(nil, &tt)
+					var again Trade
+					if r, err := DecodeTradeMsgpack(enc, &again); err != nil || len(r) != 0 || again != tt {
+						t.Fatalf("trade, %s: decoded %+v does not round-trip (%v)", what, tt, err)
+					}
+					decodedOK++
+				}
 			}
 		}
+	}
+	// Both outcomes occur: damage to a value's bytes often still decodes,
+	// damage to the framing never does.
+	if decodedOK == 0 || failed == 0 {
+		t.Fatalf("%d decoded, %d failed: the corruption does not exercise both paths", decodedOK, failed)
 	}
 }
 
@@ -408,9 +485,7 @@ func TestMsgpackAllocs(t *testing.T) {
 	}
 	for _, c := range checks {
 		c.fn() // warm up: grow db, fill the cache
-		if n := testing.AllocsPerRun(100, c.fn); n != 0 {
-			t.Errorf("%s: %v allocs/op, want 0", c.name, n)
-		}
+		testkit.RequireNoAllocs(t, c.name, 100, c.fn)
 	}
 	if dk != k || dt != tr {
 		t.Fatal("decoded values differ")

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/klinecast/klinecast/internal/testkit"
 	"github.com/klinecast/klinecast/messages"
 )
 
@@ -60,19 +61,16 @@ func warm(tb testing.TB, nsym int, all []messages.Trade) (*Core, []messages.Trad
 func TestCoreApplyAllocatesNothing(t *testing.T) {
 	c, trades := warm(t, 100, benchTrades(100, 20_400, 7))
 	i := 0
-	allocs := testing.AllocsPerRun(10_000, func() {
+	testkit.RequireNoAllocs(t, "Apply", 10_000, func() {
 		c.Apply(&trades[i])
 		i++
 	})
-	if allocs != 0 {
-		t.Fatalf("Apply: %v allocs per trade, want 0", allocs)
-	}
 }
 
 func TestCoreFlushAllocatesNothing(t *testing.T) {
 	c, trades := warm(t, 100, benchTrades(100, 200_400, 7))
 	i := 0
-	allocs := testing.AllocsPerRun(200, func() {
+	testkit.RequireNoAllocs(t, "Apply+Ready+Release", 200, func() {
 		for range 500 {
 			c.Apply(&trades[i])
 			i++
@@ -80,9 +78,6 @@ func TestCoreFlushAllocatesNothing(t *testing.T) {
 		d := c.Ready()
 		c.Release(d)
 	})
-	if allocs != 0 {
-		t.Fatalf("Apply+Ready+Release: %v allocs per flush, want 0", allocs)
-	}
 }
 
 // BenchmarkCoreApply measures the bare core: trades/s on one goroutine for

@@ -213,6 +213,12 @@ func TestCoreMatchesReference(t *testing.T) {
 // TestCoreSnapshotRestoreMatches checks that snapshotting and restoring at
 // random points changes no output: a restored core continues exactly like
 // the original.
+//
+// rapid.Check replays every testdata/rapid/TestCoreSnapshotRestoreMatches/
+// TestCoreSnapshotRestoreMatches-*.fail file before drawing new cases (it
+// globs them by test name; a file from another rapid format version is
+// skipped with a logged "ignoring fail file"), so the committed failure is
+// a regression case of every run.
 func TestCoreSnapshotRestoreMatches(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		ivs := []messages.Interval{messages.Interval1m, messages.Interval5m, messages.Interval1h, messages.Interval1w, messages.Interval1M}

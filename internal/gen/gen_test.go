@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klinecast/klinecast/internal/testkit"
 	"github.com/klinecast/klinecast/messages"
 )
 
@@ -200,9 +201,7 @@ func TestGenNextDoesNotAllocate(t *testing.T) {
 		t.Fatal(err)
 	}
 	var tr messages.Trade
-	if allocs := testing.AllocsPerRun(10_000, func() { g.Next(&tr) }); allocs != 0 {
-		t.Fatalf("Next allocates %.1f times per trade", allocs)
-	}
+	testkit.RequireNoAllocs(t, "Generator.Next", 10_000, func() { g.Next(&tr) })
 }
 
 func BenchmarkGenNext(b *testing.B) {
