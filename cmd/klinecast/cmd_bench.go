@@ -56,7 +56,10 @@ pipeline.
 
 recovery writes a WAL tail of generated trades (no snapshot) into a
 temporary data directory, then measures a node start that replays it, the
-node's RSS afterwards, and a start from the snapshots of that state.
+node's RSS afterwards, and a start from the snapshots of that state. The
+tail is written as a node writes it: --request trades per ingest request
+(default 1,000, as HTTP clients send them), one record per shard per
+request (~16 trades a record over 64 shards).
 
 ingest measures HTTP ingest into a node on a temporary data dir, once per
 durability mode (klinecast bench ingest -h).
@@ -66,6 +69,7 @@ Examples:
   klinecast bench pipeline --trades 10000000 --symbols 1000 --batch 50000
   klinecast bench pipeline --durable sync --json
   klinecast bench recovery --trades 10000000 --symbols 2000 --json
+  klinecast bench recovery --request 50000   # large records (before 2026-12-02)
 `
 
 type benchOptions struct {

@@ -286,3 +286,34 @@ func TestParseDurabilities(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchRecoveryJSON runs a small `bench recovery --json` with
+// 1,000-trade requests over 8 shards and checks what is known without the
+// bench's formulas: every generated trade replayed, every symbol
+// recovered from the snapshots, and the records those requests make (at
+// most one per shard per request, at least one per request).
+func TestBenchRecoveryJSON(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	args := []string{"bench", "recovery", "--json", "--trades", "20000", "--symbols", "40", "--shards", "8",
+		"--request", "1000", "--intervals", "1m,1h", "--log-level", "error"}
+	if code := run(context.Background(), args, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d\nstderr: %s", code, stderr.String())
+	}
+	var res RecoveryResult
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatalf("output %q: %v", stdout.String(), err)
+	}
+	if res.Trades != 20000 || res.ReplayedTrades != 20000 || res.Shards != 8 || res.Request != 1000 || res.Intervals != 2 {
+		t.Errorf("trades %d, replayed %d, shards %d, request %d, intervals %d; want 20000, 20000, 8, 1000, 2",
+			res.Trades, res.ReplayedTrades, res.Shards, res.Request, res.Intervals)
+	}
+	if res.WALRecords < 20 || res.WALRecords > 20*8 {
+		t.Errorf("%d WAL records for 20 requests over 8 shards, want 20–160", res.WALRecords)
+	}
+	if !near(res.TradesPerRecord*float64(res.WALRecords), 20000) {
+		t.Errorf("%v trades a record × %d records ≠ 20000", res.TradesPerRecord, res.WALRecords)
+	}
+	if res.SnapshotSymbols != 40 {
+		t.Errorf("%d symbols loaded from the snapshots, want 40", res.SnapshotSymbols)
+	}
+}
