@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -54,6 +55,7 @@ func runBenchRecovery(ctx context.Context, args []string, stdout, stderr io.Writ
 	span := fs.Duration("span", time.Hour, "trade time the generated trades cover (shorter: denser bars)")
 	dir := fs.String("dir", "", "data directory to use (default: a new temporary one, removed afterwards)")
 	asJSON := fs.Bool("json", false, "print one JSON line")
+	heapProfile := fs.String("heapprofile", "", "write a heap profile of the node just after the replay to this file")
 	lvl := logFlag(fs)
 	if _, err := parseFlags(fs, args, stdout); err != nil {
 		return err
@@ -74,7 +76,7 @@ func runBenchRecovery(ctx context.Context, args []string, stdout, stderr io.Writ
 		defer os.RemoveAll(d)
 		*dir = d
 	}
-	res, err := benchRecovery(ctx, *dir, *trades, *symbols, *span, intervals, *shards, *request, log)
+	res, err := benchRecovery(ctx, *dir, *trades, *symbols, *span, intervals, *shards, *request, *heapProfile, log)
 	if err != nil {
 		return err
 	}
@@ -93,7 +95,7 @@ func runBenchRecovery(ctx context.Context, args []string, stdout, stderr io.Writ
 // benchRecovery writes the WAL as a node would (one record per shard per
 // request of request trades, the request's records queued together)
 // without ever snapshotting, then times a node start over it.
-func benchRecovery(ctx context.Context, dir string, n int64, nsym int, span time.Duration, intervals []messages.Interval, shards, request int, log *slog.Logger) (RecoveryResult, error) {
+func benchRecovery(ctx context.Context, dir string, n int64, nsym int, span time.Duration, intervals []messages.Interval, shards, request int, heapProfile string, log *slog.Logger) (RecoveryResult, error) {
 	res := RecoveryResult{Trades: n, Symbols: nsym, Intervals: len(intervals), Shards: shards, Request: request}
 	quiet := slog.New(slog.DiscardHandler)
 	open := func(d storage.Durability) (*storage.Store, error) {
@@ -180,6 +182,13 @@ func benchRecovery(ctx context.Context, dir string, n int64, nsym int, span time
 	res.HeapAfterReplayMB = float64(ms.HeapInuse) / (1 << 20)
 	res.RSSAfterReplayMB = procStatusMB("VmRSS")
 	res.AnonAfterReplayMB = procStatusMB("RssAnon")
+	if heapProfile != "" {
+		if err := writeHeapProfile(heapProfile); err != nil {
+			node.Close(ctx)
+			st.Close()
+			return res, err
+		}
+	}
 
 	// Snapshots of that state: save at shutdown, then time a start that
 	// loads them (the WAL is truncated behind them).
@@ -208,6 +217,24 @@ func benchRecovery(ctx context.Context, dir string, n int64, nsym int, span time
 		return res, fmt.Errorf("bench recovery: %w", err)
 	}
 	return res, nil
+}
+
+// writeHeapProfile writes the heap profile (what is live after a GC) to
+// path.
+func writeHeapProfile(path string) error {
+	runtime.GC()
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("bench: heap profile: %w", err)
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("bench: heap profile: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("bench: heap profile: %w", err)
+	}
+	return nil
 }
 
 // procStatusMB reads a memory field (kB) of /proc/self/status in MB (0
