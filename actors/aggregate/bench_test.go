@@ -81,11 +81,11 @@ func TestCoreFlushAllocatesNothing(t *testing.T) {
 }
 
 // BenchmarkCoreApply measures the bare core: trades/s on one goroutine for
-// 1, 100 and 10,000 symbols × the 8 default intervals, with a flush every
+// 1, 100, 1,000 and 10,000 symbols × the 8 default intervals, with a flush every
 // 1,000 trades (as a shard does per batch). Trades are generated before the
 // clock starts; when b.N exceeds them the core restarts on the same stream.
 func BenchmarkCoreApply(b *testing.B) {
-	for _, nsym := range []int{1, 100, 10_000} {
+	for _, nsym := range []int{1, 100, 1000, 10_000} {
 		b.Run(fmt.Sprintf("symbols=%d", nsym), func(b *testing.B) {
 			all := benchTrades(nsym, nsym*4+1<<21, 7)
 			c, trades := warm(b, nsym, all)

@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/klinecast/klinecast/actors/aggregate"
 	"github.com/klinecast/klinecast/internal/gen"
 	"github.com/klinecast/klinecast/messages"
+	"github.com/klinecast/klinecast/storage"
 )
 
 // Bench is the `klinecast bench` subcommand.
@@ -44,9 +46,20 @@ run builds the Go runtime's own caches (its thread pool, its cache of
 blocked-goroutine records, the type-switch caches of the actor library),
 once per process, as Go benchmarks discard their first run.
 
+--durable MODES (a comma-separated list of sync, batch, none; sync is the
+storage default and serve's) also runs, in each round right after the
+memory-only one, the pipeline of a durable node: a badger store in a new
+temporary directory per run with that durability, every request in the
+WAL before it is answered. Its median rate is reported next to the
+memory-only one, as a ratio to the bare loop and to the memory-only
+pipeline.
+
 recovery writes a WAL tail of generated trades (no snapshot) into a
 temporary data directory, then measures a node start that replays it, the
-node's RSS afterwards, and a start from the snapshots of that state.
+node's RSS afterwards, and a start from the snapshots of that state. The
+tail is written as a node writes it: --request trades per ingest request
+(default 1,000, as HTTP clients send them), one record per shard per
+request (~16 trades a record over 64 shards).
 
 ingest measures HTTP ingest into a node on a temporary data dir, once per
 durability mode (klinecast bench ingest -h).
@@ -54,7 +67,9 @@ durability mode (klinecast bench ingest -h).
 Examples:
   klinecast bench pipeline --json
   klinecast bench pipeline --trades 10000000 --symbols 1000 --batch 50000
+  klinecast bench pipeline --durable sync --json
   klinecast bench recovery --trades 10000000 --symbols 2000 --json
+  klinecast bench recovery --request 50000   # large records (before 2026-12-02)
 `
 
 type benchOptions struct {
@@ -80,6 +95,9 @@ type benchOptions struct {
 	memProfile string
 	// warmupRounds whole rounds run first and are discarded.
 	warmupRounds int
+	// durable lists the durabilities of the durable pipelines run in
+	// each round after the memory-only one (none: memory-only alone).
+	durable []storage.Durability
 }
 
 // writeAllocProfile writes the allocation profile so far to path, after
@@ -91,7 +109,7 @@ func writeAllocProfile(path string) error {
 	runtime.GC()
 	f, err := os.Create(path)
 	if err != nil {
-		return err
+		return fmt.Errorf("bench: memory profile: %w", err)
 	}
 	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
 		f.Close()
@@ -137,6 +155,48 @@ type PipelineResult struct {
 	PipelineRuns []float64 `json:"pipeline_runs"`
 	BestRatio    float64   `json:"best_ratio"`
 	RoundRatios  []float64 `json:"round_ratios"`
+	// BareSeconds and PipelineSeconds are each run's measured time: run
+	// i's rate is Trades / its seconds.
+	BareSeconds     []float64 `json:"bare_seconds"`
+	PipelineSeconds []float64 `json:"pipeline_seconds"`
+	// Accepted is the node's own count of accepted trades (warm-up and
+	// measured) in the last pipeline run.
+	Accepted uint64 `json:"accepted"`
+	// Durable has one entry per --durable mode: the same pipeline on a
+	// durable node, run in the same rounds.
+	Durable []DurablePipelineResult `json:"durable,omitempty"`
+}
+
+// DurablePipelineResult is the pipeline of a durable node (a badger store
+// in a temporary directory) in `bench pipeline --durable`, measured in the
+// same rounds as the bare loop and the memory-only pipeline.
+type DurablePipelineResult struct {
+	Durability string `json:"durability"`
+	// TradesPerSec is the median of Runs; Ratio is it over the bare
+	// loop's median, RatioToMemory over the memory-only pipeline's.
+	TradesPerSec  float64 `json:"trades_per_sec"`
+	Ratio         float64 `json:"ratio"`
+	RatioToMemory float64 `json:"ratio_to_memory"`
+	BestRatio     float64 `json:"best_ratio"`
+	// RoundRatios: each round's run over that round's bare run.
+	RoundRatios    []float64 `json:"round_ratios"`
+	Runs           []float64 `json:"runs"`
+	Seconds        []float64 `json:"seconds"`
+	Allocs         float64   `json:"allocs"`
+	AllocsPerTrade float64   `json:"allocs_per_trade"`
+	AllocsMax      uint64    `json:"allocs_max"`
+	RoundAllocs    []uint64  `json:"round_allocs"`
+	WarmupAllocs   uint64    `json:"warmup_allocs"`
+	// RoundFsyncs: the store's fsyncs in each round's measured part.
+	RoundFsyncs []uint64 `json:"round_fsyncs"`
+	// Accepted is the node's count of accepted trades, WALTrades and
+	// WALRecords what its store appended (warm-up and measured), in the
+	// last run.
+	Accepted   uint64 `json:"accepted"`
+	WALTrades  uint64 `json:"wal_trades"`
+	WALRecords uint64 `json:"wal_records"`
+	Deltas     uint64 `json:"deltas"`
+	Dropped    int64  `json:"dropped"`
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -174,13 +234,17 @@ func runBenchPipeline(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.DurationVar(&o.span, "span", time.Hour, "trade time the generated trades (warm-up and measured) cover")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the last pipeline run's measured part to this file")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a profile of every allocation in the measured parts of the pipeline runs (the rounds, not the warm-up) to this file")
+	durable := fs.String("durable", "", "also run the pipeline of a durable node (badger store in a temporary directory) in each round, once per listed WAL durability: sync (the default durability), batch, none")
 	lvl := logFlag(fs)
 	if _, err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	var err error
 	if o.intervals, err = messages.ParseIntervals(*ivs); err != nil {
-		return usageErrorf("bench: --intervals: %v", err)
+		return usageErrorf("bench: --intervals: %w", err)
+	}
+	if o.durable, err = parseDurabilities(*durable); err != nil {
+		return usageErrorf("bench: --durable: %w", err)
 	}
 	if o.trades < 1 || o.symbols < 1 || o.batch < 1 || o.producers < 1 {
 		return usageErrorf("bench: --trades, --symbols, --batch and --inflight must be ≥ 1")
@@ -200,7 +264,7 @@ func runBenchPipeline(ctx context.Context, args []string, stdout, stderr io.Writ
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
-			return err
+			return fmt.Errorf("bench: --cpuprofile: %w", err)
 		}
 		defer f.Close()
 		o.profile = f
@@ -215,7 +279,28 @@ func runBenchPipeline(ctx context.Context, args []string, stdout, stderr io.Writ
 	fmt.Fprintf(stdout, "bare loop:  %12.0f trades/s (1 goroutine, median of %d)\npipeline:   %12.0f trades/s (%d cores, median of %d)\nratio:      %12.2f (of the best runs: %.2f)\nallocs:     %12g (%.2g per trade, median of %d; largest %d; warm-up: %d)\n",
 		res.BareLoopTradesPerSec, res.Rounds, res.PipelineTradesPerSec, res.Cores, res.Rounds, res.Ratio, res.BestRatio,
 		res.Allocs, res.AllocsPerTrade, res.Rounds, res.AllocsMax, res.WarmupAllocs)
+	for _, d := range res.Durable {
+		fmt.Fprintf(stdout, "durable %-5s %10.0f trades/s (median of %d)\n  ratio to bare loop: %.2f (of the best runs: %.2f), to memory-only pipeline: %.2f\n  allocs: %g (%.2g per trade, median), WAL: %d trades in %d records (last run)\n",
+			d.Durability, d.TradesPerSec, len(d.Runs), d.Ratio, d.BestRatio, d.RatioToMemory, d.Allocs, d.AllocsPerTrade, d.WALTrades, d.WALRecords)
+	}
 	return nil
+}
+
+// parseDurabilities parses a comma-separated list of WAL durabilities
+// ("" is none).
+func parseDurabilities(s string) ([]storage.Durability, error) {
+	var out []storage.Durability
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		d, err := storage.ParseDurability(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 // benchPipeline generates the trades once, then runs the bare core and the
@@ -233,7 +318,7 @@ func benchPipeline(ctx context.Context, o benchOptions, log *slog.Logger) (Pipel
 	log.Info("generating trades", "warmup", o.warmup, "trades", o.trades, "symbols", o.symbols)
 	g, err := gen.New(gen.Config{Symbols: gen.Symbols(o.symbols), Trades: o.warmup + o.trades, Seed: o.seed, Span: o.span})
 	if err != nil {
-		return PipelineResult{}, err
+		return PipelineResult{}, fmt.Errorf("bench: generating trades: %w", err)
 	}
 	all := make([]messages.Trade, 0, o.warmup+o.trades)
 	var t messages.Trade
@@ -243,50 +328,123 @@ func benchPipeline(ctx context.Context, o benchOptions, log *slog.Logger) (Pipel
 	warm, trades := all[:min(int(o.warmup), len(all))], all[min(int(o.warmup), len(all)):]
 	res := PipelineResult{Trades: int64(len(trades)), WarmupTrades: int64(len(warm)), Symbols: o.symbols, Intervals: len(o.intervals),
 		Rounds: max(o.rounds, 1), WarmupRounds: o.warmupRounds}
-	for round := range res.WarmupRounds {
-		bare, err := benchBareLoop(warm, trades, o)
-		if err != nil {
-			return res, err
-		}
-		run, err := benchPipelineRun(ctx, warm, trades, o, log, false, true)
-		if err != nil {
-			return res, err
-		}
-		log.Info("warm-up round done (discarded)", "round", round+1, "bare_trades_per_sec", int64(bare),
-			"pipeline_trades_per_sec", int64(run.rate), "allocs", run.mallocs)
+	durable := make([]DurablePipelineResult, len(o.durable))
+	for i, d := range o.durable {
+		durable[i].Durability = d.String()
 	}
-	for round := range res.Rounds {
+	var durableRuns [][]pipelineRun
+	for round := range res.WarmupRounds + res.Rounds {
+		discard := round < res.WarmupRounds
 		bare, err := benchBareLoop(warm, trades, o)
 		if err != nil {
 			return res, err
 		}
-		last := round == res.Rounds-1
-		run, err := benchPipelineRun(ctx, warm, trades, o, log, last, false)
+		last := round == res.WarmupRounds+res.Rounds-1
+		run, err := benchPipelineRun(ctx, warm, trades, o, log, nil, last, discard)
 		if err != nil {
 			return res, err
 		}
-		log.Info("round done", "round", round+1, "bare_trades_per_sec", int64(bare), "pipeline_trades_per_sec", int64(run.rate),
+		var druns []pipelineRun
+		for i := range o.durable {
+			drun, err := benchPipelineRun(ctx, warm, trades, o, log, &o.durable[i], false, true)
+			if err != nil {
+				return res, fmt.Errorf("bench: durable (%v) pipeline: %w", o.durable[i], err)
+			}
+			druns = append(druns, drun)
+		}
+		if discard {
+			log.Info("warm-up round done (discarded)", "round", round+1, "bare_trades_per_sec", int64(bare.rate),
+				"pipeline_trades_per_sec", int64(run.rate), "allocs", run.mallocs)
+			continue
+		}
+		log.Info("round done", "round", round-res.WarmupRounds+1, "bare_trades_per_sec", int64(bare.rate), "pipeline_trades_per_sec", int64(run.rate),
 			"allocs", run.mallocs, "warmup_allocs", run.warmupAllocs, "cpus_busy", fmt.Sprintf("%.2f", run.cpu),
 			"workers_busy", fmt.Sprintf("%.2f", run.workersBusy), "parks", run.parks)
+		for i, d := range druns {
+			log.Info("durable run done", "durability", o.durable[i].String(), "trades_per_sec", int64(d.rate), "allocs", d.mallocs,
+				"fsyncs", d.fsyncs, "cpus_busy", fmt.Sprintf("%.2f", d.cpu))
+		}
 		res.RoundAllocs = append(res.RoundAllocs, run.mallocs)
-		res.AllocsMax = max(res.AllocsMax, run.mallocs)
 		res.WarmupAllocs = max(res.WarmupAllocs, run.warmupAllocs)
-		res.Cores, res.Deltas = run.cores, run.deltas
+		res.Cores, res.Deltas, res.Accepted = run.cores, run.deltas, run.accepted
 		res.Dropped = max(res.Dropped, run.dropped)
-		res.BareRuns = append(res.BareRuns, bare)
+		res.BareRuns = append(res.BareRuns, bare.rate)
+		res.BareSeconds = append(res.BareSeconds, bare.seconds)
 		res.PipelineRuns = append(res.PipelineRuns, run.rate)
-		res.RoundRatios = append(res.RoundRatios, run.rate/bare)
+		res.PipelineSeconds = append(res.PipelineSeconds, run.seconds)
+		durableRuns = append(durableRuns, druns)
 	}
-	res.BareLoopTradesPerSec, res.PipelineTradesPerSec = median(res.BareRuns), median(res.PipelineRuns)
-	allocs := make([]float64, len(res.RoundAllocs))
-	for i, a := range res.RoundAllocs {
-		allocs[i] = float64(a)
+	c := compareRuns(res.PipelineRuns, res.BareRuns)
+	res.BareLoopTradesPerSec, res.PipelineTradesPerSec = median(res.BareRuns), c.median
+	res.Ratio, res.BestRatio, res.RoundRatios = c.ratio, c.bestRatio, c.roundRatios
+	res.Allocs, res.AllocsPerTrade, res.AllocsMax = summarizeAllocs(res.RoundAllocs, res.Trades)
+	for i := range durable {
+		d := &durable[i]
+		for _, druns := range durableRuns {
+			r := druns[i]
+			d.Runs = append(d.Runs, r.rate)
+			d.Seconds = append(d.Seconds, r.seconds)
+			d.RoundAllocs = append(d.RoundAllocs, r.mallocs)
+			d.RoundFsyncs = append(d.RoundFsyncs, r.fsyncs)
+			d.WarmupAllocs = max(d.WarmupAllocs, r.warmupAllocs)
+			d.Dropped = max(d.Dropped, r.dropped)
+			d.Accepted, d.WALTrades, d.WALRecords, d.Deltas = r.accepted, r.walTrades, r.walRecords, r.deltas
+		}
+		c := compareRuns(d.Runs, res.BareRuns)
+		d.TradesPerSec, d.Ratio, d.BestRatio, d.RoundRatios = c.median, c.ratio, c.bestRatio, c.roundRatios
+		d.RatioToMemory = compareRuns(d.Runs, res.PipelineRuns).ratio
+		d.Allocs, d.AllocsPerTrade, d.AllocsMax = summarizeAllocs(d.RoundAllocs, res.Trades)
 	}
-	res.Allocs = median(allocs)
-	res.AllocsPerTrade = res.Allocs / float64(res.Trades)
-	res.BestRatio = slices.Max(res.PipelineRuns) / slices.Max(res.BareRuns)
-	res.Ratio = res.PipelineTradesPerSec / res.BareLoopTradesPerSec
+	res.Durable = durable
 	return res, nil
+}
+
+// comparison compares a variant's runs with a baseline's, round by round.
+type comparison struct {
+	median      float64   // the variant's median rate
+	ratio       float64   // the variant's median over the baseline's
+	bestRatio   float64   // the variant's best run over the baseline's best
+	roundRatios []float64 // run i over the baseline's run i
+}
+
+// compareRuns compares runs with base (the same number of runs, of the
+// same rounds); with no runs every figure is 0.
+func compareRuns(runs, base []float64) comparison {
+	if len(runs) == 0 || len(runs) != len(base) {
+		return comparison{}
+	}
+	c := comparison{median: median(runs)}
+	c.ratio = c.median / median(base)
+	c.bestRatio = slices.Max(runs) / slices.Max(base)
+	for i := range runs {
+		c.roundRatios = append(c.roundRatios, runs[i]/base[i])
+	}
+	return c
+}
+
+// summarizeAllocs returns the median of the rounds' allocation counts,
+// that median per trade (of trades measured per round) and the largest.
+func summarizeAllocs(rounds []uint64, trades int64) (med, perTrade float64, largest uint64) {
+	if len(rounds) == 0 {
+		return 0, 0, 0
+	}
+	fs := make([]float64, len(rounds))
+	for i, a := range rounds {
+		fs[i] = float64(a)
+	}
+	med = median(fs)
+	if trades > 0 {
+		perTrade = med / float64(trades)
+	}
+	return med, perTrade, slices.Max(rounds)
+}
+
+// tradeRate returns n trades over d in trades per second (0 for d ≤ 0).
+func tradeRate(n int, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
 }
 
 // median returns the median of xs (the mean of the middle two if their
@@ -305,17 +463,23 @@ func median(xs []float64) float64 {
 // benchBareLoop runs one core on this goroutine over warm, untimed, then
 // over trades, one flush per batch of trades (the same output the shards
 // produce: each flushes once per request), and returns its rate over
-// trades.
-func benchBareLoop(warm, trades []messages.Trade, o benchOptions) (float64, error) {
+// trades and the measured time.
+func benchBareLoop(warm, trades []messages.Trade, o benchOptions) (bareRun, error) {
 	core, err := aggregate.New(aggregate.Config{Intervals: o.intervals})
 	if err != nil {
-		return 0, err
+		return bareRun{}, fmt.Errorf("bench: bare loop: %w", err)
 	}
 	bareLoop(core, warm, o.batch)
 	runtime.GC()
 	start := time.Now()
 	bareLoop(core, trades, o.batch)
-	return float64(len(trades)) / time.Since(start).Seconds(), nil
+	elapsed := time.Since(start)
+	return bareRun{rate: tradeRate(len(trades), elapsed), seconds: elapsed.Seconds()}, nil
+}
+
+type bareRun struct {
+	rate    float64 // trades per second
+	seconds float64 // measured time
 }
 
 func bareLoop(core *aggregate.Core, trades []messages.Trade, batch int) {
@@ -330,6 +494,7 @@ func bareLoop(core *aggregate.Core, trades []messages.Trade, batch int) {
 
 type pipelineRun struct {
 	rate         float64
+	seconds      float64   // the measured part's time
 	mallocs      uint64    // allocations in the measured part
 	warmupAllocs uint64    // allocations while ingesting the warm-up trades
 	cpu          float64   // process CPU time / wall time
@@ -338,21 +503,51 @@ type pipelineRun struct {
 	deltas       uint64
 	dropped      int64
 	parks        uint64
+	accepted     uint64 // the node's count, warm-up and measured
+	fsyncs       uint64 // the store's, in the measured part (durable)
+	walTrades    uint64 // trades appended to the WAL (durable)
+	walRecords   uint64 // WAL records appended (durable)
 }
 
-// benchPipelineRun ingests warm, then trades (measured), into a new
-// memory-only node with the event clock (results depend only on the
-// input); the sink counts deltas. The measured part's allocations are
-// recorded for --memprofile unless discard (a warm-up round); last: the
-// last run, which writes the profiles (the CPU profile is of it alone).
-func benchPipelineRun(ctx context.Context, warm, trades []messages.Trade, o benchOptions, log *slog.Logger, last, discard bool) (pipelineRun, error) {
-	var run pipelineRun
+// benchPipelineRun ingests warm, then trades (measured), into a new node
+// with the event clock (results depend only on the input); the sink
+// counts deltas. The node is memory-only if durability is nil, else
+// durable: a badger store (storage.DefaultConfig) with that durability
+// in a new temporary directory, removed afterwards. The measured part's
+// allocations are recorded for --memprofile unless discard (a warm-up
+// round or a durable run); last: the last run, which writes the profiles
+// (the CPU profile is of it alone).
+func benchPipelineRun(ctx context.Context, warm, trades []messages.Trade, o benchOptions, log *slog.Logger, durability *storage.Durability, last, discard bool) (run pipelineRun, err error) {
 	var deltas atomic.Uint64
+	var st *storage.Store
+	if durability != nil {
+		dir, err := os.MkdirTemp("", "klinecast-bench-pipeline-")
+		if err != nil {
+			return run, fmt.Errorf("bench: %w", err)
+		}
+		defer func() {
+			if rerr := os.RemoveAll(dir); rerr != nil && err == nil {
+				err = fmt.Errorf("bench: removing %s: %w", dir, rerr)
+			}
+		}()
+		scfg := storage.DefaultConfig(dir)
+		scfg.Durability = *durability
+		scfg.Logger = slog.New(slog.DiscardHandler)
+		if st, err = storage.Open(ctx, scfg); err != nil {
+			return run, fmt.Errorf("bench: %w", err)
+		}
+		defer func() {
+			if cerr := st.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("bench: closing the store: %w", cerr)
+			}
+		}()
+	}
 	// The previous runs' garbage, collected and handed back to the OS now,
 	// so the runtime's background scavenger has none to hand back (and
 	// no timer to set) during the measured part.
 	debug.FreeOSMemory()
 	node, err := actors.Start(ctx, actors.Config{
+		Store:       st,
 		Intervals:   o.intervals,
 		Shards:      o.shards,
 		Cores:       o.cores,
@@ -363,9 +558,13 @@ func benchPipelineRun(ctx context.Context, warm, trades []messages.Trade, o benc
 		Sink:        actors.DeltaSinkFunc(func(int, *aggregate.Delta) { deltas.Add(1) }),
 	})
 	if err != nil {
-		return run, err
+		return run, fmt.Errorf("bench: starting the node: %w", err)
 	}
-	defer node.Close(context.Background())
+	defer func() {
+		if cerr := node.Close(context.Background()); cerr != nil && err == nil {
+			err = fmt.Errorf("bench: closing the node: %w", cerr)
+		}
+	}()
 	run.cores = node.Workers()
 	// One producer keeps several requests in flight (IngestAsync keeps
 	// them in order, as a feed handler would), so validating a request
@@ -385,7 +584,7 @@ func benchPipelineRun(ctx context.Context, warm, trades []messages.Trade, o benc
 	memProfile := o.memProfile != "" && !discard
 	if last && o.profile != nil {
 		if err := pprof.StartCPUProfile(o.profile); err != nil {
-			return run, err
+			return run, fmt.Errorf("bench: CPU profile: %w", err)
 		}
 		defer pprof.StopCPUProfile()
 	}
@@ -394,6 +593,10 @@ func benchPipelineRun(ctx context.Context, warm, trades []messages.Trade, o benc
 	// blocked-goroutine records, counts as allocations of the run; the GC
 	// comes before the warm-up instead.)
 	workers0, cpu0 := node.WorkerStats(), processCPU()
+	var store0 storage.Stats
+	if st != nil {
+		store0 = st.Stats()
+	}
 	runtime.ReadMemStats(&before)
 	if memProfile {
 		runtime.MemProfileRate = 1 // every allocation, until the end of the part
@@ -408,13 +611,18 @@ func benchPipelineRun(ctx context.Context, warm, trades []messages.Trade, o benc
 		runtime.MemProfileRate = 0
 	}
 	runtime.ReadMemStats(&after)
+	if st != nil {
+		store1 := st.Stats()
+		run.fsyncs = store1.Fsyncs - store0.Fsyncs
+		run.walTrades, run.walRecords = store1.Trades, store1.Appends
+	}
 	accepted += n
 	run.cpu = (processCPU() - cpu0).Seconds() / elapsed.Seconds()
 	for i, w := range node.WorkerStats() {
 		run.parks += w.Parks - workers0[i].Parks
 		run.workersBusy = append(run.workersBusy, float64(w.BusyNanos-workers0[i].BusyNanos)/float64(elapsed.Nanoseconds()))
 	}
-	run.rate = float64(len(trades)) / elapsed.Seconds()
+	run.rate, run.seconds = tradeRate(len(trades), elapsed), elapsed.Seconds()
 	run.mallocs = after.Mallocs - before.Mallocs
 	if memProfile && last {
 		if err := writeAllocProfile(o.memProfile); err != nil {
@@ -422,6 +630,7 @@ func benchPipelineRun(ctx context.Context, warm, trades []messages.Trade, o benc
 		}
 	}
 	run.deltas = deltas.Load()
+	run.accepted = node.Stats().Accepted
 	run.dropped = int64(len(warm)+len(trades)) - accepted
 	return run, nil
 }
