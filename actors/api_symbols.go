@@ -9,6 +9,6 @@ import "context"
 // "unknown symbol" from "no bars in that range" without asking every shard.
 func (n *Node) HasSymbol(ctx context.Context, symbol string) (bool, error) {
 	// Every symbol with state has an open bar in every configured interval.
-	_, ok, err := n.openBar(ctx, symbol, n.cfg.Intervals[0])
-	return ok, err
+	r, err := n.openBar(ctx, symbol, n.cfg.Intervals[0])
+	return r.OK, err
 }

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -362,10 +363,11 @@ func (n *Node) Klines(ctx context.Context, symbol string, iv messages.Interval, 
 	if limit <= 0 {
 		limit = 500
 	}
-	open, hasOpen, err := n.openBar(ctx, symbol, iv)
+	r, err := n.openBar(ctx, symbol, iv)
 	if err != nil {
 		return nil, err
 	}
+	open, hasOpen := r.Bar, r.OK
 	hi := end
 	if hi <= 0 {
 		hi = 1<<63 - 1
@@ -389,6 +391,9 @@ func (n *Node) Klines(ctx context.Context, symbol string, iv messages.Interval, 
 	if err != nil {
 		return nil, fmt.Errorf("actors: klines %s %s: %w", symbol, iv, err)
 	}
+	// Closed bars the shard has not seen stored yet come with its answer
+	// (it never waits for the disk): they replace stored versions.
+	bars = mergePending(bars, r.Pending, lo, hi)
 	if hasOpen && open.OpenTime >= lo && open.OpenTime <= hi {
 		// The store holds closed bars only; the open one comes from the
 		// shard and is always the newest.
@@ -407,6 +412,24 @@ func (n *Node) Klines(ctx context.Context, symbol string, iv messages.Interval, 
 	return bars, nil
 }
 
+// mergePending merges pending closed bars (oldest first; a later one is
+// the newer version of its bar) with open time in [lo, hi] into bars
+// (ascending), replacing bars with the same open time.
+func mergePending(bars, pending []messages.Kline, lo, hi int64) []messages.Kline {
+	for _, k := range pending {
+		if k.OpenTime < lo || k.OpenTime > hi {
+			continue
+		}
+		i, found := slices.BinarySearchFunc(bars, k.OpenTime, func(b messages.Kline, t int64) int { return cmp.Compare(b.OpenTime, t) })
+		if found {
+			bars[i] = k
+		} else {
+			bars = slices.Insert(bars, i, k)
+		}
+	}
+	return bars
+}
+
 // stepBack returns the open time k bars before open.
 func stepBack(iv messages.Interval, open int64, k int) int64 {
 	if d := iv.Fixed(); d > 0 {
@@ -416,9 +439,9 @@ func stepBack(iv messages.Interval, open int64, k int) int64 {
 	return t.AddDate(0, -k, 0).UnixMilli()
 }
 
-func (n *Node) openBar(ctx context.Context, symbol string, iv messages.Interval) (messages.Kline, bool, error) {
+func (n *Node) openBar(ctx context.Context, symbol string, iv messages.Interval) (shard.OpenBarReply, error) {
 	if err := n.query(ctx); err != nil {
-		return messages.Kline{}, false, err
+		return shard.OpenBarReply{}, err
 	}
 	h := n.shards[messages.ShardOf(symbol, len(n.shards))]
 	reply := make(chan shard.OpenBarReply, 1)
@@ -426,12 +449,12 @@ func (n *Node) openBar(ctx context.Context, symbol string, iv messages.Interval)
 	select {
 	case r := <-reply:
 		n.queryDone()
-		return r.Bar, r.OK, nil
+		return r, nil
 	case <-ctx.Done():
 		go n.queryDoneAfter(reply) // the query is still queued: its token too
-		return messages.Kline{}, false, fmt.Errorf("actors: open bar of %s from shard %d: %w", symbol, h.ID(), ctx.Err())
+		return shard.OpenBarReply{}, fmt.Errorf("actors: open bar of %s from shard %d: %w", symbol, h.ID(), ctx.Err())
 	case <-n.life.Broken():
-		return messages.Kline{}, false, fmt.Errorf("actors: open bar of %s from shard %d: %w", symbol, h.ID(), n.life.Err())
+		return shard.OpenBarReply{}, fmt.Errorf("actors: open bar of %s from shard %d: %w", symbol, h.ID(), n.life.Err())
 	}
 }
 

@@ -108,6 +108,10 @@ func benchRecovery(ctx context.Context, dir string, n int64, nsym int, span time
 	if err != nil {
 		return res, fmt.Errorf("bench recovery: %w", err)
 	}
+	// The data dir's layout first, as a node writes it before its WAL.
+	if err := st.CheckLayout(ctx, storage.Layout{Shards: shards, Intervals: intervals}); err != nil {
+		return res, fmt.Errorf("bench recovery: %w", err)
+	}
 	g, err := gen.New(gen.Config{Symbols: gen.Symbols(nsym), Trades: n, Seed: 11, Span: span})
 	if err != nil {
 		return res, fmt.Errorf("bench recovery: %w", err)

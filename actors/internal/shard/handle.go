@@ -67,7 +67,7 @@ type Faults struct {
 type Handle struct {
 	id  int
 	env *Env
-	pid *actor.PID
+	pid atomic.Pointer[actor.PID] // replaced when the supervisor restarts
 
 	// Stats are the shard actor's counters (mailbox, restarts, failure,
 	// heartbeat).
@@ -81,10 +81,15 @@ type Handle struct {
 	delivered  int              // log entries whose output was delivered
 
 	// Durable nodes apply a part once its WAL record is durable: awaiting
-	// holds the inputs waiting for that, in order, and walq feeds the
-	// waiter goroutine that reports each append's outcome (walDurable).
-	awaiting []awaitEntry
-	walq     chan *Part
+	// holds the inputs waiting for that, in order. io feeds the shard's
+	// storage writer (writer.go), which reports each write's outcome as a
+	// message; putSeq numbers closed-bar writes; snapshotting: a snapshot
+	// is being saved, and snapshotWaiters wait for the next one.
+	awaiting        []awaitEntry
+	io              chan ioJob
+	putSeq          uint64
+	snapshotting    bool
+	snapshotWaiters []chan<- error
 
 	// Durable nodes restart from the stored snapshot and the WAL.
 	started   bool            // the first start (Recovery) happened
@@ -128,9 +133,11 @@ func New(env *Env, id, queue int) *Handle {
 	h := &Handle{id: id, env: env, recovered: make(chan Recovery, 1), appliedSeq: math.MaxUint64}
 	h.Stats.Name, h.Stats.Parent, h.Stats.Kind = Name(id), "shards", "shard"
 	if env.Store != nil {
-		// At most queue parts are queued or waiting per shard (the node's
-		// ingest gate), so sends to walq never block.
-		h.walq = make(chan *Part, queue)
+		// At most queue parts wait for their WAL write per shard (the
+		// node's ingest gate), at most 2*maxPendingPuts+1 closed-bar
+		// writes (a failed round queued again behind the rest of its
+		// round) and one snapshot: sends to io never block.
+		h.io = make(chan ioJob, queue+2*maxPendingPuts+2)
 	}
 	return h
 }
@@ -149,16 +156,16 @@ func (h *Handle) NewActor() actor.Actor { return &shard{h: h} }
 // the goroutine that waits for the shard's WAL appends (it outlives
 // restarts, and ends with Close).
 func (h *Handle) Spawned(pid *actor.PID) {
-	if h.pid == nil && h.walq != nil {
-		go h.walWaiter()
+	first := h.pid.Swap(pid) == nil
+	if first && h.io != nil {
+		go h.storageWriter()
 	}
-	h.pid = pid
 }
 
 // Send queues msg for the shard.
 func (h *Handle) Send(msg any) {
 	h.Stats.Enqueued.Add(1)
-	h.env.System.Root.Send(h.pid, msg)
+	h.env.System.Root.Send(h.pid.Load(), msg)
 }
 
 // Recovered receives the outcome of the shard's first start, once.
@@ -167,8 +174,8 @@ func (h *Handle) Recovered() <-chan Recovery { return h.recovered }
 // Close ends the shard's WAL waiter; call it once the actor tree stopped,
 // so nothing sends to its queue any more.
 func (h *Handle) Close() {
-	if h.walq != nil {
-		close(h.walq)
+	if h.io != nil {
+		close(h.io)
 	}
 }
 

@@ -169,10 +169,13 @@ type OpenBarQuery struct {
 	Reply  chan<- OpenBarReply
 }
 
-// OpenBarReply answers an OpenBarQuery.
+// OpenBarReply answers an OpenBarQuery: the open bar, and the closed bars
+// of the series still on their way to the store (oldest first; they
+// replace any stored bar with the same open time).
 type OpenBarReply struct {
-	Bar messages.Kline
-	OK  bool
+	Bar     messages.Kline
+	OK      bool
+	Pending []messages.Kline
 }
 
 // SymbolsQuery asks a shard for its symbols.

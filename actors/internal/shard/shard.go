@@ -11,7 +11,6 @@ import (
 
 	"github.com/klinecast/klinecast/actors/aggregate"
 	"github.com/klinecast/klinecast/messages"
-	"github.com/klinecast/klinecast/storage"
 )
 
 // shard is one incarnation of a shard actor.
@@ -22,78 +21,19 @@ type shard struct {
 	// touched keeps applyIdx's loads of the trades it touches ahead of
 	// Apply from being optimised away (its value means nothing).
 	touched uintptr
-	// puts are closed-bar writes queued on a durable store, oldest first;
-	// the shard waits for them before a snapshot and before answering a
-	// query, never per trade. Each keeps its Delta (not yet released to
-	// the core) so a failed write can be queued again.
+	// puts are closed-bar writes in flight on a durable store, oldest
+	// first (see writer.go). Each keeps its Delta (not yet released to the
+	// core) so a failed write can be queued again.
 	puts     []pendingPut
-	putFails int // consecutive failed waits, for the log
+	putFails int // consecutive failed writes, for the log
 
+	// recovering: startDurable is replaying (closed-bar writes are waited
+	// for by the shard itself, drainPuts).
+	recovering bool
 	// A WAL replay's progress (startDurable).
 	replayDelivering bool
 	replayed         int
 }
-
-// pendingPut is a closed-bar write in flight and the Delta it came from.
-type pendingPut struct {
-	w *storage.Write // nil: not queued (the store refused it)
-	d *aggregate.Delta
-}
-
-// maxPendingPuts bounds the queued closed-bar writes of one shard.
-const maxPendingPuts = 64
-
-// queuePut queues d's closed bars on the durable store; the shard keeps d
-// until the write succeeded.
-func (s *shard) queuePut(d *aggregate.Delta) {
-	w, err := s.h.env.Store.PutKlinesAsync(context.Background(), d.Closed)
-	if err != nil {
-		w = nil // found and retried by waitPuts
-	}
-	s.puts = append(s.puts, pendingPut{w: w, d: d})
-}
-
-// waitPuts waits for queued closed-bar writes until at most keep remain,
-// releasing their Deltas. When one failed (a full disk, a failed fsync) it
-// queues it again together with every later one, in order (so a retried
-// bar never overwrites a newer correction), and returns the error: the bars
-// stay in memory until the store takes them, and snapshots wait for that.
-func (s *shard) waitPuts(keep int) error {
-	for len(s.puts) > keep {
-		p := s.puts[0]
-		err := errPutNotQueued
-		if p.w != nil {
-			err = p.w.Wait()
-		}
-		if err != nil {
-			// Should the shard restart before the retry succeeds, it must
-			// deliver again everything since its snapshot.
-			s.h.deliveredSeq = 0
-			if s.putFails++; s.putFails == 1 || s.putFails%100 == 0 {
-				s.h.env.Log.Error("storing closed bars failed; will retry", "shard", s.h.id, "pending", len(s.puts), "err", err)
-			}
-			for i := range s.puts {
-				if s.puts[i].w != nil {
-					s.puts[i].w.Wait() // FIFO: nothing later may land first
-				}
-			}
-			old := s.puts
-			s.puts = nil
-			for _, q := range old {
-				s.queuePut(q.d)
-			}
-			return fmt.Errorf("shard %d: store closed bars: %w", s.h.id, err)
-		}
-		s.putFails = 0
-		s.core.Release(p.d)
-		s.puts[0] = pendingPut{}
-		s.puts = s.puts[1:]
-	}
-	return nil
-}
-
-// errPutNotQueued: the store refused to queue a closed-bar write.
-var errPutNotQueued = errors.New("actors: closed-bar write not queued")
 
 func (s *shard) Receive(ctx actor.Context) {
 	h := s.h
@@ -131,9 +71,13 @@ func (s *shard) Receive(ctx actor.Context) {
 		// is always what a replay of the WAL rebuilds. The shard goes on
 		// with other messages meanwhile; inputs wait in order.
 		h.awaiting = append(h.awaiting, awaitEntry{part: p})
-		h.walq <- p
+		h.io <- ioJob{part: p}
 	case *walDurable:
 		s.applyDurable(m.part)
+	case *putDone:
+		s.putOutcome(m.id, m.err)
+	case *snapshotDone:
+		s.snapshotFinished(m)
 	case *Tick:
 		if len(h.awaiting) > 0 {
 			h.awaiting = append(h.awaiting, awaitEntry{tick: m.Now}) // stays behind the parts
@@ -141,12 +85,10 @@ func (s *shard) Receive(ctx actor.Context) {
 		}
 		s.applyTick(m.Now)
 	case *OpenBarQuery:
-		// The caller reads closed bars from the store next: make every
-		// bar this shard closed visible there first (if the store is
-		// failing, the answer may lack the newest closed bars).
-		_ = s.waitPuts(0)
+		// The caller reads closed bars from the store next; those still on
+		// their way there come with the answer (no waiting for the disk).
 		k, ok := s.core.OpenBar(m.Symbol, m.Iv)
-		m.Reply <- OpenBarReply{k, ok}
+		m.Reply <- OpenBarReply{Bar: k, OK: ok, Pending: s.pendingBars(nil, m.Symbol, m.Iv)}
 	case *Ping:
 		h.Stats.PingSent.Store(0)
 	case *SymbolsQuery:
@@ -156,6 +98,10 @@ func (s *shard) Receive(ctx actor.Context) {
 			// Between two chunks of a part: after the part, so the
 			// checkpoint never holds half of it.
 			h.deferredCheckpoints = append(h.deferredCheckpoints, m.Done)
+			break
+		}
+		if h.env.Store != nil {
+			s.requestSnapshot(m.Done)
 			break
 		}
 		m.Done <- s.checkpoint()
@@ -567,26 +513,19 @@ func (s *shard) flush(deliver bool) error {
 		defer s.core.Release(d)
 		return env.Mem.PutKlines(d.Closed) // memory: cannot fail
 	}
-	// A failed write is kept and retried (waitPuts); the trades that made
-	// these bars are in the WAL either way, so the caller need not fail.
-	s.queuePut(d)
-	_ = s.waitPuts(maxPendingPuts)
+	// A failed write is kept and retried (putOutcome); the trades that
+	// made these bars are in the WAL either way, so the caller need not
+	// fail. While recovering, the shard waits for its writes itself
+	// (drainPuts): its storage writer reports to the live incarnation.
+	s.queuePut(d, s.recovering)
 	return nil
 }
 
-// checkpoint records the core's state so a restart resumes from here: a
-// snapshot in the store (and the WAL it covers is deleted), or an
-// in-memory copy for a memory-only node.
+// checkpoint records a memory-only shard's state in memory, so a restart
+// resumes from here (a durable shard snapshots: requestSnapshot).
 func (s *shard) checkpoint() error {
 	if err := s.flush(true); err != nil {
 		return err
-	}
-	if s.h.env.Store != nil {
-		// Closed bars first: the snapshot covers the WAL that made them.
-		if err := s.waitPuts(0); err != nil {
-			return err
-		}
-		return s.snapshot()
 	}
 	if err := s.core.SaveCheckpoint(&s.h.checkpoint); err != nil {
 		return fmt.Errorf("shard %d: checkpoint: %w", s.h.id, err)
@@ -597,49 +536,6 @@ func (s *shard) checkpoint() error {
 	return nil
 }
 
-// snapshot saves the core's state covering every WAL record this shard
-// applied, then deletes those records.
-func (s *shard) snapshot() error {
-	h := s.h
-	st := h.env.Store
-	// walSeq: the last record replayed at start; a part applied since is
-	// later.
-	covered := h.walSeq
-	if w := h.lastWAL; w != nil {
-		// The shard's appends commit in order, so the last applied one's
-		// sequence covers all before it.
-		seq, err := w.Wait()
-		if err == nil {
-			covered = max(covered, seq)
-			h.deliveredSeq = max(h.deliveredSeq, seq)
-		}
-	}
-	if covered == 0 {
-		prev, _, ok, err := st.LoadSnapshot(h.id)
-		if err != nil {
-			return fmt.Errorf("shard %d: snapshot: %w", h.id, err)
-		}
-		if ok {
-			covered = prev // nothing new in the WAL; keep the coverage
-		}
-	}
-	state := s.core.Snapshot()
-	blob, err := encodeSnapshot(&state)
-	if err != nil {
-		return err
-	}
-	ctx := context.Background()
-	if err := st.SaveSnapshot(ctx, h.id, covered, blob); err != nil {
-		return fmt.Errorf("shard %d: save snapshot: %w", h.id, err)
-	}
-	if covered > 0 {
-		if _, err := st.TruncateWAL(ctx, h.id, covered); err != nil {
-			return fmt.Errorf("shard %d: truncate WAL: %w", h.id, err)
-		}
-	}
-	return nil
-}
-
 // startDurable builds the core from the stored snapshot and replays the
 // shard's WAL after it: all of it on the first start, up to the failed
 // input on a restart.
@@ -647,6 +543,7 @@ func (s *shard) startDurable() (Recovery, error) {
 	h := s.h
 	st := h.env.Store
 	var rec Recovery
+	s.recovering = true
 	covered, blob, ok, err := st.LoadSnapshot(h.id)
 	if err != nil {
 		return rec, fmt.Errorf("shard %d: load snapshot: %w", h.id, err)
@@ -708,6 +605,12 @@ func (s *shard) startDurable() (Recovery, error) {
 			return rec, err
 		}
 	}
+	// The replay's closed bars are stored before the shard serves: its
+	// storage writer reports only the live incarnation's writes.
+	if err := s.drainPuts(); err != nil {
+		return rec, err
+	}
+	s.recovering = false
 	if h.inflight != nil {
 		// Its trades were applied above (or, if its append failed, are
 		// not in the WAL and the producer was told so); it is done.
@@ -780,13 +683,4 @@ func (s *shard) replayPart(p *Part, deliver bool) error {
 		return s.flush(true)
 	}
 	return nil
-}
-
-// walWaiter reports each queued part's WAL outcome to the shard, in append
-// order, until walq is closed (Node.Close, after the actor tree stopped).
-func (h *Handle) walWaiter() {
-	for p := range h.walq {
-		p.WAL.Wait()
-		h.Send(&walDurable{part: p})
-	}
 }
