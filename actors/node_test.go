@@ -316,9 +316,7 @@ func TestNodeHealthCheckAllocatesNothing(t *testing.T) {
 	if rep.State != Healthy || len(rep.Components) != 16+n.Workers() {
 		t.Fatalf("report %+v: want healthy, 16 shards and %d partitions", rep, n.Workers())
 	}
-	if a := testing.AllocsPerRun(100, func() { n.health(&rep) }); a != 0 {
-		t.Fatalf("%v allocations per health check, want 0", a)
-	}
+	testkit.RequireNoAllocs(t, "health check", 1000, func() { n.health(&rep) })
 }
 
 func TestNodeHealthReportsAStuckShard(t *testing.T) {
@@ -492,8 +490,16 @@ func TestNodeIngestAllocatesNothingInSteadyState(t *testing.T) {
 	for range 200 { // warm up: symbols, buffers, slabs
 		ingest()
 	}
-	if allocs := testing.AllocsPerRun(150, ingest); allocs != 0 {
-		t.Fatalf("%.0f allocations per %d-trade request in steady state, want 0", allocs, batch)
+	// Counted exactly (testing.AllocsPerRun rounds down: 149 in 150 runs
+	// would read 0). Not required to be 0: a kline store slab per ~4,096
+	// closed bars, and the Go runtime refilling its own caches (a parked
+	// worker's sudog, protoactor's type-switch cache) allocate a few
+	// objects over the whole run; an allocation per request would be 150.
+	const runs = 150
+	allocs := testkit.Allocs(ingest, runs)
+	t.Logf("%d allocations in %d requests of %d trades", allocs, runs, batch)
+	if allocs >= runs/10 {
+		t.Fatalf("%d allocations in %d requests of %d trades in steady state: something allocates per request", allocs, runs, batch)
 	}
 }
 

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"fmt"
+	"github.com/klinecast/klinecast/internal/testkit"
 	"reflect"
 	"runtime"
 	"slices"
@@ -279,24 +280,22 @@ func TestMemKlineStoreAllocs(t *testing.T) {
 	rounds(199)()
 	runtime.ReadMemStats(&m1)
 	grow := float64(m1.Mallocs-m0.Mallocs) / (199 * nsym)
-	// The steady state: AllocsPerRun calls f once more to warm up, so
-	// this is bars 301 to 400.
-	steady := testing.AllocsPerRun(1, rounds(100)) / (100 * nsym)
+	// The steady state: Allocs calls f once more to warm up, so this is
+	// bars 301 to 400.
+	steady := float64(testkit.Allocs(rounds(100), 1)) / (100 * nsym)
 	t.Logf("allocations per bar: %.5f growing, %.5f steady", grow, steady)
 	if grow >= 0.01 || steady >= 0.01 {
 		t.Fatalf("allocations per bar put: %.5f growing, %.5f steady, want < 0.01", grow, steady)
 	}
 	// A correction and a query allocate nothing.
-	if a := testing.AllocsPerRun(100, func() {
-		s.PutKlines([]messages.Kline{testBar("SYM3", messages.Interval1m, 60_000*50, 2)})
-	}); a != 0 {
-		t.Errorf("correction: %v allocations", a)
-	}
+	correction := []messages.Kline{testBar("SYM3", messages.Interval1m, 60_000*50, 2)}
+	testkit.RequireNoAllocs(t, "correction", 100, func() { s.PutKlines(correction) })
 	dst := make([]messages.Kline, 0, 1000)
-	if a := testing.AllocsPerRun(100, func() {
+	testkit.RequireNoAllocs(t, "query", 100, func() {
 		dst, _ = s.Klines("SYM5", messages.Interval1m, 60_000*100, 60_000*1000, 500, dst[:0])
-	}); a != 0 || len(dst) != 300 {
-		t.Errorf("query: %v allocations, %d bars", a, len(dst))
+	})
+	if len(dst) != 300 {
+		t.Errorf("query: %d bars, want 300", len(dst))
 	}
 }
 

@@ -2,6 +2,7 @@ package pinned
 
 import (
 	"fmt"
+	"github.com/klinecast/klinecast/internal/testkit"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -328,14 +329,19 @@ func TestMailboxAllocs(t *testing.T) {
 			}
 			mb.Start()
 
-			allocs := testing.AllocsPerRun(200, run)
-			switch {
-			case tc.wantAllocs && allocs == 0:
-				t.Errorf("protoactor's default mailbox allocated nothing: the measurement is broken, or protoactor no longer needs this mailbox")
-			case !tc.wantAllocs && allocs != 0:
-				t.Errorf("%v allocations per run, want 0", allocs)
+			if testkit.RaceEnabled {
+				t.Skip("allocation counts are meaningless under the race detector")
 			}
-			t.Logf("%v allocations per run", allocs)
+			// Exact: testing.AllocsPerRun would round 199 allocations in
+			// 200 runs down to 0.
+			allocs := testkit.Allocs(run, 200)
+			switch {
+			case tc.wantAllocs && allocs < 200:
+				t.Errorf("protoactor's default mailbox allocated %d times in 200 runs: the measurement is broken, or protoactor no longer needs this mailbox", allocs)
+			case !tc.wantAllocs && allocs != 0:
+				t.Errorf("%d allocations in 200 runs, want 0", allocs)
+			}
+			t.Logf("%d allocations in 200 runs", allocs)
 		})
 	}
 }
