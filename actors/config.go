@@ -186,23 +186,52 @@ func (h *hooks) setDefaults() {
 	}
 }
 
-// Validate reports an invalid configuration.
+// MaxShards is the most shards a node may have.
+const MaxShards = 4096
+
+// FieldError is one invalid field of a Config: Field is its Go name
+// (programs map it to their own flag names), Value what it held, Want what
+// is valid. Validate joins them; find one with errors.As.
+type FieldError struct {
+	Field string
+	Value any
+	Want  string
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("%s = %v, want %s", e.Field, e.Value, e.Want)
+}
+
+// Validate reports an invalid configuration: every invalid field, each as
+// a *FieldError (or an interval error wrapping ErrUnknownInterval).
 func (c *Config) Validate() error {
 	var errs []error
-	if c.Shards < 1 || c.Shards > 4096 {
-		errs = append(errs, fmt.Errorf("shards = %d, want 1..4096", c.Shards))
+	bad := func(field string, value any, want string) {
+		errs = append(errs, &FieldError{Field: field, Value: value, Want: want})
+	}
+	if c.Shards < 1 || c.Shards > MaxShards {
+		bad("Shards", c.Shards, fmt.Sprintf("1..%d", MaxShards))
 	}
 	if c.Cores < 0 {
-		errs = append(errs, fmt.Errorf("cores = %d, want ≥ 0", c.Cores))
+		bad("Cores", c.Cores, "0 (every CPU) or more")
 	}
-	if c.ClockMargin < 0 || c.AllowedLateness < 0 || c.BusyTimeout < 0 || c.CheckpointInterval < 0 {
-		errs = append(errs, errors.New("durations must not be negative"))
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+	}{{"ClockMargin", c.ClockMargin}, {"AllowedLateness", c.AllowedLateness}, {"BusyTimeout", c.BusyTimeout},
+		{"CheckpointInterval", c.CheckpointInterval}} {
+		if d.v < 0 {
+			bad(d.field, d.v, "a duration ≥ 0")
+		}
 	}
 	if c.MailboxSize < 1 {
-		errs = append(errs, fmt.Errorf("mailbox size = %d, want ≥ 1", c.MailboxSize))
+		bad("MailboxSize", c.MailboxSize, "≥ 1")
 	}
-	if c.MaxInFlightTrades < 1 || c.MaxQueries < 1 {
-		errs = append(errs, fmt.Errorf("max in-flight trades = %d, max queries = %d, want ≥ 1", c.MaxInFlightTrades, c.MaxQueries))
+	if c.MaxInFlightTrades < 1 {
+		bad("MaxInFlightTrades", c.MaxInFlightTrades, "≥ 1")
+	}
+	if c.MaxQueries < 1 {
+		bad("MaxQueries", c.MaxQueries, "≥ 1")
 	}
 	for _, iv := range c.Intervals {
 		if !iv.Valid() {

@@ -92,15 +92,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.dataDir, "data-dir", "./data", "data directory: WAL, klines, snapshots (created if missing)")
 	fs.TextVar(&o.store.Durability, "durability", storage.DurabilitySync, "WAL durability before a batch is acknowledged: sync, batch or none")
 	fs.DurationVar(&o.store.SyncInterval, "sync-interval", storage.DefaultSyncInterval, "--durability batch: fsync period")
-	fs.DurationVar(&o.node.CheckpointInterval, "snapshot-interval", 5*time.Second, "how often shards snapshot their state (the WAL behind a snapshot is deleted)")
+	fs.DurationVar(&o.node.CheckpointInterval, "snapshot-interval", actors.DefaultCheckpointInterval, "how often shards snapshot their state (the WAL behind a snapshot is deleted)")
 	fs.BoolVar(&o.store.Repair, "repair", false, "delete corrupt WAL records found in the middle of the log (with a warning) instead of refusing to start")
 	fs.BoolVar(&o.memory, "memory", false, "run without storage: nothing is persisted (tests, demos)")
 	fs.StringVar(&o.httpAddr, "http", "127.0.0.1:8080", "HTTP listen address; port 0 picks a free port")
 	clock := fs.String("clock", "wall", "bar clock: wall (live) or event (newest trade time; replays and tests)")
 	intervals := fs.String("intervals", messages.FormatIntervals(messages.DefaultIntervals()), `comma-separated intervals, or "all"`)
-	fs.IntVar(&o.node.Shards, "shards", 64, "number of shards symbols are hashed onto (1..4096)")
+	fs.IntVar(&o.node.Shards, "shards", actors.DefaultShards, fmt.Sprintf("number of shards symbols are hashed onto (1..%d); part of the data dir's layout", actors.MaxShards))
 	fs.IntVar(&o.node.Cores, "cores", 0, "pinned worker threads for the shards; 0 = every CPU the process may use")
 	fs.DurationVar(&o.node.AllowedLateness, "allowed-lateness", 0, "how late a trade may be and still amend a closed bar (0 drops late trades, counted)")
+	fs.IntVar(&o.node.MailboxSize, "max-inflight-requests", actors.DefaultMailboxSize, "ingest requests in flight at once; more wait up to --busy-timeout, then get 503")
+	fs.IntVar(&o.node.MaxInFlightTrades, "max-inflight-trades", actors.DefaultMaxInFlightTrades, "trades in flight at once (a larger request runs alone); more wait up to --busy-timeout, then get 503")
+	fs.IntVar(&o.node.MaxQueries, "max-queries", actors.DefaultMaxQueries, "queries to shards in flight at once; more wait up to --busy-timeout, then get 503")
+	fs.DurationVar(&o.node.BusyTimeout, "busy-timeout", actors.DefaultBusyTimeout, "how long ingest and queries wait for room before answering 503")
 	symbols := fs.String("symbols", "", "fixed comma-separated symbol list; other symbols are rejected (default: any symbol, created on first trade)")
 	fs.BoolVar(&o.demo, "demo", false, "feed the node a live synthetic stream (trades stamped with the wall clock)")
 	fs.IntVar(&o.demoSymbols, "demo-symbols", 50, "--demo: number of symbols (ignored with --symbols, whose names it uses)")
@@ -120,14 +124,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if o.node.Intervals, err = parseIntervalList(*intervals); err != nil {
 		return usageErrorf("--intervals: %w", err)
 	}
-	if o.node.Shards < 1 || o.node.Shards > 4096 {
-		return usageErrorf("--shards %d: want 1..4096", o.node.Shards)
-	}
-	if o.node.Cores < 0 {
-		return usageErrorf("--cores %d: want 0 (all) or more", o.node.Cores)
-	}
-	if o.node.AllowedLateness < 0 {
-		return usageErrorf("--allowed-lateness %s: must not be negative", o.node.AllowedLateness)
+	// The node states what is valid; the flags only name its fields.
+	if err := o.node.Validate(); err != nil {
+		return usageErrorf("%w", flagErrors(err, serveFlagOf))
 	}
 	if *symbols != "" {
 		for _, s := range strings.Split(*symbols, ",") {
@@ -151,6 +150,49 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	o.node.Logger = log
 	return serve(ctx, o, stdout, log)
+}
+
+// serveFlagOf names the serve flag of each actors.Config field.
+var serveFlagOf = map[string]string{
+	"Shards": "shards", "Cores": "cores", "AllowedLateness": "allowed-lateness",
+	"CheckpointInterval": "snapshot-interval", "MailboxSize": "max-inflight-requests",
+	"MaxInFlightTrades": "max-inflight-trades", "MaxQueries": "max-queries", "BusyTimeout": "busy-timeout",
+}
+
+// flagErrors rewrites a Config's field errors in terms of the flags that
+// set them ("--shards 0: want 1..4096").
+func flagErrors(err error, flagOf map[string]string) error {
+	var fields []*actors.FieldError
+	var walk func(error)
+	walk = func(e error) {
+		var fe *actors.FieldError
+		if errors.As(e, &fe) && e == error(fe) {
+			fields = append(fields, fe)
+			return
+		}
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		if u := errors.Unwrap(e); u != nil {
+			walk(u)
+		}
+	}
+	walk(err)
+	if len(fields) == 0 {
+		return err
+	}
+	msgs := make([]string, len(fields))
+	for i, fe := range fields {
+		name := fe.Field
+		if f, ok := flagOf[fe.Field]; ok {
+			name = "--" + f
+		}
+		msgs[i] = fmt.Sprintf("%s %v: want %s", name, fe.Value, fe.Want)
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // newServeLogger returns serve's logger: text or JSON lines on stderr.
