@@ -27,8 +27,8 @@ var (
 // different workers rarely contend.
 //
 // Memory layout and allocation profile. Storing a bar must not allocate:
-// growing a slice per series (the previous layout) made half of the
-// pipeline's allocations, and left the old arrays to the collector. So a
+// growing a slice per series would make half of the pipeline's
+// allocations, and leave the old arrays to the collector. So a
 // partition carves everything it stores out of slabs, big arrays it
 // allocates once and never frees (the store never forgets a bar):
 //
@@ -48,12 +48,12 @@ var (
 // walking a long series from its start.)
 //
 // Every slab has the same size: 4096 bars (544 KiB), 1024 directory
-// entries or 256 headers. (They used to start small and double, so that
-// an idle partition cost little; but then a node allocated a dozen slabs
-// per partition while its bar series filled up, hundreds in all, long
-// after its symbols were created. A partition's first slabs now take what
-// a thousand-symbol node stores in its first hour or so, and an unused
-// partition still costs nothing.) The end of a slab too short for the
+// entries or 256 headers. (Slabs that start small and double would make an
+// idle partition cheaper, but a node would then allocate a dozen slabs per
+// partition while its bar series fill up, hundreds in all, long after its
+// symbols were created. A partition's first slabs take what a
+// thousand-symbol node stores in its first hour or so, and an unused
+// partition costs nothing.) The end of a slab too short for the
 // next block (less than 64 bars of 4096) is left unused. A directory
 // larger than a directory slab (a series of more than 65,536 bars) is
 // allocated alone, once per doubling. A partition's series map is sized

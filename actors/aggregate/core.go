@@ -74,7 +74,7 @@ const (
 var (
 	ErrDuplicate     = errors.New("aggregate: duplicate aggregate trade id")
 	ErrLate          = errors.New("aggregate: trade older than allowed lateness")
-	ErrInvalidTrade  = errors.New("aggregate: invalid trade")
+	ErrInvalidTrade  = messages.ErrInvalidTrade // one sentinel for an invalid trade, wherever it is found
 	ErrUnknownSymbol = errors.New("aggregate: unknown symbol")
 )
 

@@ -69,7 +69,7 @@ Examples:
   klinecast bench pipeline --trades 10000000 --symbols 1000 --batch 50000
   klinecast bench pipeline --durable sync --json
   klinecast bench recovery --trades 10000000 --symbols 2000 --json
-  klinecast bench recovery --request 50000   # large records (before 2026-12-02)
+  klinecast bench recovery --request 50000   # large records (~780 trades each)
 `
 
 type benchOptions struct {

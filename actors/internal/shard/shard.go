@@ -291,10 +291,9 @@ func (s *shard) applyTrades(p *Part, res *Result) {
 // trade spans) lets the CPU fetch the whole run at once, the loads being
 // independent, instead of stalling on each as Apply reaches it; Apply then
 // reads them from L1. Loads alone, not copies: copying the run into a
-// buffer first (what this did until 2026-11-23) cost twice as much (17 ns
-// a trade against 8 in profiles), most likely because each copy's stores
-// wait for its missing loads and a full store queue stalls the loads of
-// the trades after it.
+// buffer first costs twice as much (17 ns a trade against 8 in profiles),
+// most likely because each copy's stores wait for its missing loads and a
+// full store queue stalls the loads of the trades after it.
 func (s *shard) applyIdx(p *Part, lo, hi int32, res *Result) {
 	trades := p.Req.Trades
 	touched := s.touched
