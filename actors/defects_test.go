@@ -271,3 +271,70 @@ func TestHealthReportsFailingStorage(t *testing.T) {
 		return nil
 	})
 }
+
+// TestQueryNeverWaitsForTheDisk: a klines query is answered while the
+// shard's closed-bar write is stuck in the store (a slow disk): the shard
+// hands the bars still on their way with its answer instead of waiting for
+// the write, and they are the exact bars.
+func TestQueryNeverWaitsForTheDisk(t *testing.T) {
+	var writes atomic.Int64
+	var armed atomic.Bool
+	stuck := make(chan struct{})
+	release := make(chan struct{})
+	scfg := storage.DefaultLocalConfig(t.TempDir())
+	scfg.Logger = slog.New(slog.DiscardHandler)
+	scfg.Faults = storage.FaultFunc(func(op storage.FaultOp) error {
+		// Armed: the request's WAL append passes, the closed-bar write
+		// after it hangs until released.
+		if op == storage.FaultWrite && armed.Load() && writes.Add(1) == 2 {
+			close(stuck)
+			<-release
+		}
+		return nil
+	})
+	st, err := storage.Open(context.Background(), scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	cfg := Config{Clock: ClockEvent, Shards: 1, Store: st, CheckpointInterval: time.Hour,
+		Intervals: []messages.Interval{messages.Interval1m, messages.Interval1h}}
+	n := testNode(t, cfg)
+	trades := genTrades(t, 1, 3_000, 6*time.Hour, 25)
+	ingestAll(t, n, trades[:2000], 500, nil)
+	// Let every closed bar so far reach the store.
+	if err := n.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	armed.Store(true)
+	if res, err := n.Ingest(context.Background(), trades[2000:]); err != nil || res.Accepted != 1000 {
+		t.Fatalf("ingest: %+v, %v", res, err)
+	}
+	<-stuck // the closed-bar write of that request hangs in the store
+	off := aggregate.NewOffline(trades[0].Symbol, cfg.Intervals)
+	for i := range trades {
+		if err := off.Add(&trades[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := off.Klines(messages.Interval1m)
+	// A generous deadline, only so that a query that waits for the hung
+	// write fails with a message instead of hanging the test binary.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	got, err := n.Klines(ctx, trades[0].Symbol, messages.Interval1m, want[0].OpenTime, 0, 1<<30)
+	if err != nil {
+		t.Fatalf("klines while a closed-bar write hangs: %v", err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d bars, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if d := klineDiff(got[i], want[i]); d != "" {
+			t.Fatalf("bar %d: %s", i, d)
+		}
+	}
+	once.Do(func() { close(release) })
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"sync"
 	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -85,8 +86,13 @@ type Handle struct {
 	// storage writer (writer.go), which reports each write's outcome as a
 	// message; putSeq numbers closed-bar writes; snapshotting: a snapshot
 	// is being saved, and snapshotWaiters wait for the next one.
-	awaiting        []awaitEntry
-	io              chan ioJob
+	awaiting []awaitEntry
+	io       chan ioJob
+	// snapMu is held by the storage writer while it saves a snapshot and
+	// truncates the WAL behind it, and by a restarting shard while it
+	// loads its snapshot and replays the WAL: a replay must not see the
+	// WAL truncated under it by a snapshot its failed incarnation started.
+	snapMu          sync.Mutex
 	putSeq          uint64
 	snapshotting    bool
 	snapshotWaiters []chan<- error

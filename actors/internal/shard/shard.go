@@ -543,6 +543,8 @@ func (s *shard) startDurable() (Recovery, error) {
 	st := h.env.Store
 	var rec Recovery
 	s.recovering = true
+	h.snapMu.Lock() // no snapshot saved, no WAL truncated, while replaying
+	defer h.snapMu.Unlock()
 	covered, blob, ok, err := st.LoadSnapshot(h.id)
 	if err != nil {
 		return rec, fmt.Errorf("shard %d: load snapshot: %w", h.id, err)

@@ -97,6 +97,8 @@ func (h *Handle) storageWriter() {
 // saveSnapshot saves a snapshot covering every WAL record its shard had
 // applied, then deletes those records.
 func (h *Handle) saveSnapshot(j *snapshotJob) error {
+	h.snapMu.Lock()
+	defer h.snapMu.Unlock()
 	st := h.env.Store
 	covered := j.walSeq
 	if w := j.lastWAL; w != nil {
