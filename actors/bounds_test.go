@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -134,5 +135,75 @@ func TestQueriesAreBounded(t *testing.T) {
 	}
 	if _, err := n.Klines(context.Background(), trades[0].Symbol, messages.Interval1m, 0, 0, 10); err != nil {
 		t.Fatalf("a query once the shard moves: %v", err)
+	}
+}
+
+// TestShardMailboxStaysBounded drives shards with every kind of message at
+// once (requests in many chunks from several producers, queries, the
+// clock, heartbeats, checkpoints) under small limits, and checks that no
+// shard's mailbox ever held more than the gates allow: per request in
+// flight its chunk messages and one tick, the queries in flight, one
+// heartbeat and the checkpoints.
+func TestShardMailboxStaysBounded(t *testing.T) {
+	const (
+		chunk, requests, queries = 10, 2, 2
+		batch, producers         = 100, 4
+	)
+	cfg := Config{Clock: ClockEvent, Shards: 2, MailboxSize: requests, MaxInFlightTrades: 10 * batch,
+		MaxQueries: queries, BusyTimeout: time.Hour, CheckpointInterval: 50 * time.Millisecond,
+		Intervals: []messages.Interval{messages.Interval1m, messages.Interval1h}}
+	n := testNodeHooks(t, cfg, hooks{chunkTrades: chunk})
+	trades := genTrades(t, 20, producers*40*batch, 48*time.Hour, 32)
+	ctx := context.Background()
+	stop := make(chan struct{})
+	var wg, qwg sync.WaitGroup
+	for p := range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Each producer its own symbols' trades in order (the same
+			// symbol from two producers would be duplicates or late).
+			var mine []messages.Trade
+			for _, tr := range trades {
+				if ShardOf(tr.Symbol, producers) == p {
+					mine = append(mine, tr)
+				}
+			}
+			for i := 0; i < len(mine); i += batch {
+				if _, err := n.Ingest(ctx, mine[i:min(i+batch, len(mine))]); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for range 4 * queries {
+		qwg.Add(1)
+		go func() {
+			defer qwg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := n.Klines(ctx, trades[0].Symbol, messages.Interval1m, 0, 0, 10); err != nil && !errors.Is(err, ErrBusy) {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	qwg.Wait()
+	perRequest := int64((batch+chunk-1)/chunk + 1 + 1) // chunk messages (the last may be its own) and a tick
+	bound := requests*perRequest + queries + 1 + 2     // + a heartbeat, a checkpoint and one behind it
+	for _, h := range n.shards {
+		if d := h.Stats.MaxDepth(); d > bound || d == 0 {
+			t.Errorf("%s: mailbox held up to %d messages, want 1..%d", h.Stats.Name, d, bound)
+		} else {
+			t.Logf("%s: mailbox held up to %d messages (bound %d)", h.Stats.Name, d, bound)
+		}
 	}
 }

@@ -117,7 +117,7 @@ func (p *Partition) Send(msg any) { p.send(msg) }
 
 // send queues msg for the partition.
 func (p *Partition) send(msg any) {
-	p.Stats.Enqueued.Add(1)
+	p.Stats.Sent()
 	p.g.cfg.System.Root.Send(p.pid, msg)
 }
 

@@ -106,12 +106,30 @@ type Stats struct {
 
 	Enqueued  atomic.Uint64 // messages sent to it
 	Processed atomic.Uint64 // messages it handled
+	maxDepth  atomic.Int64  // the most messages ever waiting (see Sent)
 	Restarts  atomic.Int64
 	// PingSent is the unix ms of its unanswered heartbeat (0: none).
 	PingSent    atomic.Int64
 	lastFailure atomic.Pointer[string]
 	stopped     atomic.Bool // stopped for good by its supervisor
 }
+
+// Sent counts a message sent to the actor and keeps the mailbox's
+// high-water mark (for the bounds the node promises; a message lost with a
+// failed incarnation leaves the count one high).
+func (s *Stats) Sent() {
+	d := int64(s.Enqueued.Add(1)) - int64(s.Processed.Load())
+	for {
+		m := s.maxDepth.Load()
+		if d <= m || s.maxDepth.CompareAndSwap(m, d) {
+			return
+		}
+	}
+}
+
+// MaxDepth is the most messages that were ever waiting in the actor's
+// mailbox.
+func (s *Stats) MaxDepth() int64 { return s.maxDepth.Load() }
 
 // Depth is the number of messages sent to the actor and not yet handled.
 func (s *Stats) Depth() int64 { return max(0, int64(s.Enqueued.Load())-int64(s.Processed.Load())) }

@@ -170,7 +170,7 @@ func (h *Handle) Spawned(pid *actor.PID) {
 
 // Send queues msg for the shard.
 func (h *Handle) Send(msg any) {
-	h.Stats.Enqueued.Add(1)
+	h.Stats.Sent()
 	h.env.System.Root.Send(h.pid.Load(), msg)
 }
 
