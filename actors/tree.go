@@ -33,6 +33,7 @@ type ActorInfo struct {
 	Parent       string `json:"parent"`
 	Kind         string `json:"kind"`
 	MailboxDepth int64  `json:"mailbox_depth"`
+	MailboxMax   int64  `json:"mailbox_max"` // high-water mark (shards and router partitions)
 	Restarts     int64  `json:"restarts"`
 	Processed    uint64 `json:"processed"`
 	LastFailure  string `json:"last_failure,omitempty"`
@@ -75,7 +76,7 @@ func (n *Node) Actors() []ActorInfo {
 	defer n.tree.mu.Unlock()
 	out := make([]ActorInfo, 0, len(n.tree.actors))
 	for _, s := range n.tree.actors {
-		info := ActorInfo{Name: s.Name, Parent: s.Parent, Kind: s.Kind, MailboxDepth: s.Depth(),
+		info := ActorInfo{Name: s.Name, Parent: s.Parent, Kind: s.Kind, MailboxDepth: s.Depth(), MailboxMax: s.MaxDepth(),
 			Restarts: s.Restarts.Load(), Processed: s.Processed.Load(), LastFailure: s.LastFailure()}
 		if w, ok := n.tree.worker[s]; ok {
 			info.Worker = &w
