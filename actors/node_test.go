@@ -22,12 +22,7 @@ import (
 
 // genTrades returns n generated trades over nsym symbols in time order.
 func genTrades(t testing.TB, nsym int, n int64, span time.Duration, seed uint64) []messages.Trade {
-	t.Helper()
-	out, err := gen.Collect(gen.Config{Symbols: gen.Symbols(nsym), Trades: n, Span: span, Seed: seed})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return gen.ForTest(t, nsym, n, span, seed)
 }
 
 func testNode(t testing.TB, cfg Config) *Node {

@@ -274,17 +274,20 @@ func (c *Call) awaitReleased() {
 	summarized := make([]bool, nw)
 	answered := make([]bool, len(c.parts))
 	replies := c.Replies()
+	mark := func(r shard.Result) {
+		if r.Summary {
+			summarized[r.Worker] = true
+		} else {
+			answered[r.Shard] = true
+		}
+	}
 	for {
 		// Notice stops from here on: a stop after this check wakes us.
 		stops := life.StopNotify()
 		for drained := false; !drained; {
 			select {
 			case r := <-replies:
-				if r.Summary {
-					summarized[r.Worker] = true
-				} else {
-					answered[r.Shard] = true
-				}
+				mark(r)
 			default:
 				drained = true
 			}
@@ -294,11 +297,7 @@ func (c *Call) awaitReleased() {
 		}
 		select {
 		case r := <-replies:
-			if r.Summary {
-				summarized[r.Worker] = true
-			} else {
-				answered[r.Shard] = true
-			}
+			mark(r)
 		case <-stops:
 		case <-life.Halted():
 			return

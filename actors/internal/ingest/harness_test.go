@@ -38,10 +38,5 @@ func testIngest(t testing.TB, shards, workers int) *Ingest {
 
 // genTrades returns n generated trades over nsym symbols in time order.
 func genTrades(t testing.TB, nsym int, n int64, span time.Duration, seed uint64) []messages.Trade {
-	t.Helper()
-	out, err := gen.Collect(gen.Config{Symbols: gen.Symbols(nsym), Trades: n, Span: span, Seed: seed})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return gen.ForTest(t, nsym, n, span, seed)
 }
