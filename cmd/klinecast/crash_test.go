@@ -93,6 +93,41 @@ func (n *crashNode) post(body []byte, size int) (ok bool, err error) {
 	return true, nil
 }
 
+// crashBatch is how many trades the crash and power-loss tests post in
+// one request.
+const crashBatch = 200
+
+// crashBatches generates the trades of cfg and cuts them into NDJSON
+// request bodies of crashBatch trades (the last may be shorter); size(i)
+// is the number of trades in bodies[i].
+func crashBatches(t *testing.T, cfg gen.Config) (trades []messages.Trade, bodies [][]byte, size func(i int) int) {
+	t.Helper()
+	g, err := gen.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tr := (messages.Trade{}); g.Next(&tr); {
+		trades = append(trades, tr)
+	}
+	for i := 0; i < len(trades); i += crashBatch {
+		var b []byte
+		for j := i; j < min(i+crashBatch, len(trades)); j++ {
+			b = append(messages.AppendAggTradeJSON(b, &trades[j]), '\n')
+		}
+		bodies = append(bodies, b)
+	}
+	size = func(i int) int { return min(crashBatch, len(trades)-i*crashBatch) }
+	return trades, bodies, size
+}
+
+// crashRand returns the random source of a crash test's kill points,
+// seeded from the clock on stream; it logs the seed.
+func crashRand(t *testing.T, stream uint64) *rand.Rand {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d (the kill points are random; the verdict must not depend on them)", seed)
+	return rand.New(rand.NewPCG(seed, stream))
+}
+
 // TestCrashKill9LosesNothingAcknowledged streams trades into the real
 // binary and kills it with SIGKILL at random moments, several times (right
 // after a request is started, so it may die before, during or after it;
@@ -105,29 +140,9 @@ func TestCrashKill9LosesNothingAcknowledged(t *testing.T) {
 		t.Skip("multi-process crash test")
 	}
 	dataDir := filepath.Join(t.TempDir(), "data")
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d (the kill points are random; the verdict must not depend on them)", seed)
-	rng := rand.New(rand.NewPCG(seed, 7))
+	rng := crashRand(t, 7)
 
-	syms := gen.Symbols(6)
-	g, err := gen.New(gen.Config{Symbols: syms, Trades: 24_000, Span: 3 * 24 * time.Hour, Seed: 21})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var trades []messages.Trade
-	for tr := (messages.Trade{}); g.Next(&tr); {
-		trades = append(trades, tr)
-	}
-	const batch = 200
-	var bodies [][]byte
-	for i := 0; i < len(trades); i += batch {
-		var b []byte
-		for j := i; j < min(i+batch, len(trades)); j++ {
-			b = append(messages.AppendAggTradeJSON(b, &trades[j]), '\n')
-		}
-		bodies = append(bodies, b)
-	}
-	size := func(i int) int { return min(batch, len(trades)-i*batch) }
+	trades, bodies, size := crashBatches(t, gen.Config{Symbols: gen.Symbols(6), Trades: 24_000, Span: 3 * 24 * time.Hour, Seed: 21})
 
 	next := 0 // first batch not yet acknowledged
 	for kill := 0; kill < 5; kill++ {
@@ -267,28 +282,9 @@ func TestCrashKill9MidRequestAllOrNothing(t *testing.T) {
 		t.Skip("multi-process crash test")
 	}
 	dataDir := filepath.Join(t.TempDir(), "data")
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, 11))
+	rng := crashRand(t, 11)
 
-	g, err := gen.New(gen.Config{Symbols: gen.Symbols(5), Trades: 16_000, Span: 2 * 24 * time.Hour, Seed: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var trades []messages.Trade
-	for tr := (messages.Trade{}); g.Next(&tr); {
-		trades = append(trades, tr)
-	}
-	const batch = 200
-	var bodies [][]byte
-	for i := 0; i < len(trades); i += batch {
-		var b []byte
-		for j := i; j < min(i+batch, len(trades)); j++ {
-			b = append(messages.AppendAggTradeJSON(b, &trades[j]), '\n')
-		}
-		bodies = append(bodies, b)
-	}
-	size := func(i int) int { return min(batch, len(trades)-i*batch) }
+	trades, bodies, size := crashBatches(t, gen.Config{Symbols: gen.Symbols(5), Trades: 16_000, Span: 2 * 24 * time.Hour, Seed: 5})
 
 	next := 0
 	wantApplied := map[int]bool{}

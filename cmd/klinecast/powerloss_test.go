@@ -58,25 +58,7 @@ func testPowerLoss(t *testing.T, durability string) {
 		extra = append(extra, "--sync-interval", "1s")
 	}
 
-	syms := gen.Symbols(6)
-	g, err := gen.New(gen.Config{Symbols: syms, Trades: 18_000, Span: 3 * 24 * time.Hour, Seed: 33})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var trades []messages.Trade
-	for tr := (messages.Trade{}); g.Next(&tr); {
-		trades = append(trades, tr)
-	}
-	const batch = 200
-	var bodies [][]byte
-	for i := 0; i < len(trades); i += batch {
-		var b []byte
-		for j := i; j < min(i+batch, len(trades)); j++ {
-			b = append(messages.AppendAggTradeJSON(b, &trades[j]), '\n')
-		}
-		bodies = append(bodies, b)
-	}
-	size := func(i int) int { return min(batch, len(trades)-i*batch) }
+	trades, bodies, size := crashBatches(t, gen.Config{Symbols: gen.Symbols(6), Trades: 18_000, Span: 3 * 24 * time.Hour, Seed: 33})
 	isWAL := func(name string) bool { return strings.HasSuffix(name, ".mem") }
 
 	const cuts = 3
