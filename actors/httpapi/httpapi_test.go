@@ -16,6 +16,7 @@ import (
 
 	"github.com/klinecast/klinecast/actors"
 	"github.com/klinecast/klinecast/internal/gen"
+	"github.com/klinecast/klinecast/internal/testkit"
 	"github.com/klinecast/klinecast/messages"
 )
 
@@ -91,23 +92,6 @@ func (a *testAPI) postTrades(t testing.TB, body []byte) (int, actors.IngestResul
 		}
 	}
 	return code, res, b
-}
-
-// checkFor polls cond every 10 ms until it returns nil, and fails the test
-// with cond's last error once timeout has passed.
-func checkFor(t testing.TB, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
-	}
 }
 
 // genTrades returns n generated trades over nsym symbols in time order.
@@ -189,7 +173,7 @@ func TestHTTPStateEndpoints(t *testing.T) {
 	// message (an event-clock tick) is still queued.
 	var code int
 	var body []byte
-	checkFor(t, 10*time.Second, func() error {
+	testkit.Eventually(t, 10*time.Second, func() error {
 		code, body = a.get(t, "/healthz")
 		var health actors.HealthReport
 		if code != 200 || json.Unmarshal(body, &health) != nil || health.State != actors.Healthy {
@@ -312,7 +296,7 @@ func TestHTTPStoppedShard(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	checkFor(t, time.Minute, func() error {
+	testkit.Eventually(t, time.Minute, func() error {
 		code, raw := a.get(t, "/healthz")
 		if code != http.StatusServiceUnavailable || !strings.Contains(string(raw), "restart limit") || !strings.Contains(string(raw), "limit drill") {
 			return fmt.Errorf("healthz: %d %s", code, raw)

@@ -133,21 +133,6 @@ func TestAggregateAcceptance(t *testing.T) {
 	}
 }
 
-// buildBinary builds the klinecast binary into a temp dir.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go tool not in PATH")
-	}
-	bin := filepath.Join(t.TempDir(), "klinecast")
-	cmd := exec.Command(goTool, "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // runBinary runs the built binary and returns its exit code and output.
 func runBinary(t *testing.T, bin string, stdin []byte, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
@@ -172,7 +157,7 @@ func runBinary(t *testing.T, bin string, stdin []byte, args ...string) (code int
 // TestAggregateBinary runs the real binary: the acceptance comparison once
 // (µs, shuffled, all intervals, input on stdin), and the exit codes.
 func TestAggregateBinary(t *testing.T) {
-	bin := buildBinary(t)
+	bin := klinecastBin.Path(t)
 	_, usDir := genAcceptanceData(t)
 	in := filepath.Join(usDir, "PEPEUSDT-aggTrades.csv")
 	data, err := os.ReadFile(in)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,64 +9,17 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/klinecast/klinecast/actors"
 	"github.com/klinecast/klinecast/actors/aggregate"
 	"github.com/klinecast/klinecast/internal/gen"
+	"github.com/klinecast/klinecast/internal/testkit"
 	"github.com/klinecast/klinecast/messages"
 )
-
-// serveCheckFor polls cond every 20 ms until it returns nil or the timeout
-// passes, then fails with cond's last error.
-func serveCheckFor(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still failing after %s: %v", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
-	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for one writer and polling readers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// listenURL finds serve's "listening on URL" line in out.
-func listenURL(out string) (string, bool) {
-	for line := range strings.Lines(out) {
-		if u, ok := strings.CutPrefix(strings.TrimSpace(line), "listening on "); ok {
-			return u, true
-		}
-	}
-	return "", false
-}
 
 func getJSON(url string, v any) error {
 	resp, err := http.Get(url)
@@ -121,21 +73,21 @@ func TestServeDemo(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "data", "nested")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr lockedBuffer
+	var stdout, stderr testkit.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- runServe(ctx, []string{"--demo", "--demo-symbols", "6", "--demo-rate", "400", "--http", "127.0.0.1:0",
 			"--data-dir", dataDir, "--shards", "4", "--cores", "1", "--intervals", "1s,1m", "--log-format", "json"}, &stdout, &stderr)
 	}()
 	var url string
-	serveCheckFor(t, 30*time.Second, func() error {
+	testkit.Eventually(t, 30*time.Second, func() error {
 		select {
 		case err := <-done:
 			t.Fatalf("serve returned early: %v\n%s", err, stderr.String())
 		default:
 		}
 		var ok bool
-		if url, ok = listenURL(stdout.String()); !ok {
+		if url, ok = testkit.ListenURL(stdout.String()); !ok {
 			return errors.New("no listening line yet")
 		}
 		return nil
@@ -145,7 +97,7 @@ func TestServeDemo(t *testing.T) {
 	}
 	// The demo trades arrive in real time: wait until every symbol has
 	// traded and a 1s bar closed.
-	serveCheckFor(t, 30*time.Second, func() error {
+	testkit.Eventually(t, 30*time.Second, func() error {
 		var info struct{ Symbols []struct{ Symbol string } }
 		if err := getJSON(url+"/api/v3/exchangeInfo", &info); err != nil {
 			return err
@@ -189,47 +141,11 @@ func TestServeDemo(t *testing.T) {
 // posted over HTTP, klines checked against the offline aggregate, then
 // SIGTERM and exit 0.
 func TestServeBinary(t *testing.T) {
-	bin := buildBinary(t)
-	cmd := exec.Command(bin, "serve", "--clock", "event", "--http", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "data"),
-		"--intervals", "1m,1h,1d")
+	cmd := testkit.ServeCmd(klinecastBin.Path(t), filepath.Join(t.TempDir(), "data"), "--clock", "event", "--intervals", "1m,1h,1d")
 	// Flags not given come from the environment.
 	cmd.Env = append(os.Environ(), "KLINECAST_SHARDS=3", "KLINECAST_CORES=1")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	urls := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if u, ok := listenURL(sc.Text()); ok {
-				urls <- u
-			}
-		}
-		exited <- cmd.Wait() // after stdout is drained, as exec requires
-	}()
-	waited := false // set once exited was received
-	t.Cleanup(func() {
-		if !waited {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	var url string
-	select {
-	case url = <-urls:
-	case err := <-exited:
-		waited = true
-		t.Fatalf("serve exited before listening: %v\n%s", err, stderr.String())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("no listening line within a minute\n%s", stderr.String())
-	}
+	p := testkit.Start(t, cmd)
+	url := p.URL
 
 	g, err := gen.New(gen.Config{Symbols: gen.Symbols(3), Trades: 3000, Span: 36 * time.Hour, Seed: 9})
 	if err != nil {
@@ -299,21 +215,12 @@ func TestServeBinary(t *testing.T) {
 		}
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		waited = true
-		if err != nil {
-			t.Fatalf("serve after SIGTERM: %v\n%s", err, stderr.String())
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatalf("serve still running a minute after SIGTERM\n%s", stderr.String())
+	if err := p.Stop(time.Minute); err != nil {
+		t.Fatalf("serve after SIGTERM: %v\n%s", err, p.Stderr.String())
 	}
 	for _, want := range []string{"signal received", "node stopped", "shutdown complete"} {
-		if !strings.Contains(stderr.String(), want) {
-			t.Errorf("log lacks %q:\n%s", want, stderr.String())
+		if !strings.Contains(p.Stderr.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, p.Stderr.String())
 		}
 	}
 }

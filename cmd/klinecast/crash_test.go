@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -13,77 +14,47 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/klinecast/klinecast/actors"
 	"github.com/klinecast/klinecast/actors/aggregate"
 	"github.com/klinecast/klinecast/internal/gen"
+	"github.com/klinecast/klinecast/internal/testkit"
 	"github.com/klinecast/klinecast/messages"
 )
 
 // crashNode is one run of the real binary.
 type crashNode struct {
-	cmd    *exec.Cmd
-	url    string
-	stderr *lockedBuffer
-	exited chan error
+	*testkit.Process
 }
 
-// startCrashNode starts `klinecast serve` on dataDir and waits for its
-// listening line.
-func startCrashNode(t *testing.T, bin, dataDir string, extra ...string) *crashNode {
+// crashStopWithin bounds how long stop waits for a node to exit after
+// SIGTERM before killing it.
+const crashStopWithin = 2 * time.Minute
+
+// startCrashNode starts `klinecast serve` on dataDir with the crash tests'
+// flags (event clock, 8 shards, frequent snapshots), followed by extra,
+// and waits for its listening line.
+func startCrashNode(t *testing.T, dataDir string, extra ...string) *crashNode {
 	t.Helper()
-	args := append([]string{"serve", "--clock", "event", "--http", "127.0.0.1:0", "--data-dir", dataDir,
-		"--shards", "8", "--intervals", "1m,1h,1d", "--snapshot-interval", "300ms", "--log-level", "warn"}, extra...)
-	n := &crashNode{cmd: exec.Command(bin, args...), stderr: &lockedBuffer{}, exited: make(chan error, 1)}
-	stdout, err := n.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.cmd.Stderr = n.stderr
-	if err := n.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	urls := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if u, ok := listenURL(sc.Text()); ok {
-				urls <- u
-			}
-		}
-		n.exited <- n.cmd.Wait()
-	}()
-	select {
-	case n.url = <-urls:
-	case err := <-n.exited:
-		t.Fatalf("serve exited before listening: %v\n%s", err, n.stderr.String())
-	case <-time.After(2 * time.Minute):
-		n.kill()
-		t.Fatalf("no listening line\n%s", n.stderr.String())
-	}
-	return n
+	args := append([]string{"--clock", "event", "--shards", "8", "--intervals", "1m,1h,1d",
+		"--snapshot-interval", "300ms", "--log-level", "warn"}, extra...)
+	return &crashNode{testkit.Start(t, testkit.ServeCmd(klinecastBin.Path(t), dataDir, args...))}
 }
 
-// kill sends SIGKILL and waits for the process to be gone.
-func (n *crashNode) kill() {
-	_ = n.cmd.Process.Signal(syscall.SIGKILL)
-	<-n.exited
-}
-
-// stop sends SIGTERM and waits for the process to be gone.
+// stop sends SIGTERM and waits for the process to be gone (killing it if
+// it is still running after crashStopWithin). Its exit status is not
+// checked: the crash tests judge the data, not the shutdown.
 func (n *crashNode) stop() {
-	_ = n.cmd.Process.Signal(syscall.SIGTERM)
-	<-n.exited
+	_ = n.Stop(crashStopWithin)
 }
 
 // postResult sends one NDJSON batch to a node expected to be healthy and
 // returns its answer; anything but a 200 is an error.
 func (n *crashNode) postResult(body []byte) (actors.IngestResult, error) {
 	var res actors.IngestResult
-	resp, err := http.Post(n.url+"/api/v1/trades", "application/x-ndjson", bytes.NewReader(body))
+	resp, err := http.Post(n.URL+"/api/v1/trades", "application/x-ndjson", bytes.NewReader(body))
 	if err != nil {
 		return res, err
 	}
@@ -104,7 +75,7 @@ func (n *crashNode) postResult(body []byte) (actors.IngestResult, error) {
 // post sends one NDJSON batch; ok reports a 200 with every trade accepted
 // or a duplicate (the batch is acknowledged).
 func (n *crashNode) post(body []byte, size int) (ok bool, err error) {
-	resp, err := http.Post(n.url+"/api/v1/trades", "application/x-ndjson", bytes.NewReader(body))
+	resp, err := http.Post(n.URL+"/api/v1/trades", "application/x-ndjson", bytes.NewReader(body))
 	if err != nil {
 		return false, nil // the node died under the request: not acknowledged
 	}
@@ -122,6 +93,41 @@ func (n *crashNode) post(body []byte, size int) (ok bool, err error) {
 	return true, nil
 }
 
+// crashBatch is how many trades the crash and power-loss tests post in
+// one request.
+const crashBatch = 200
+
+// crashBatches generates the trades of cfg and cuts them into NDJSON
+// request bodies of crashBatch trades (the last may be shorter); size(i)
+// is the number of trades in bodies[i].
+func crashBatches(t *testing.T, cfg gen.Config) (trades []messages.Trade, bodies [][]byte, size func(i int) int) {
+	t.Helper()
+	g, err := gen.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tr := (messages.Trade{}); g.Next(&tr); {
+		trades = append(trades, tr)
+	}
+	for i := 0; i < len(trades); i += crashBatch {
+		var b []byte
+		for j := i; j < min(i+crashBatch, len(trades)); j++ {
+			b = append(messages.AppendAggTradeJSON(b, &trades[j]), '\n')
+		}
+		bodies = append(bodies, b)
+	}
+	size = func(i int) int { return min(crashBatch, len(trades)-i*crashBatch) }
+	return trades, bodies, size
+}
+
+// crashRand returns the random source of a crash test's kill points,
+// seeded from the clock on stream; it logs the seed.
+func crashRand(t *testing.T, stream uint64) *rand.Rand {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d (the kill points are random; the verdict must not depend on them)", seed)
+	return rand.New(rand.NewPCG(seed, stream))
+}
+
 // TestCrashKill9LosesNothingAcknowledged streams trades into the real
 // binary and kills it with SIGKILL at random moments, several times (right
 // after a request is started, so it may die before, during or after it;
@@ -133,46 +139,25 @@ func TestCrashKill9LosesNothingAcknowledged(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process crash test")
 	}
-	bin := buildBinary(t)
 	dataDir := filepath.Join(t.TempDir(), "data")
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d (the kill points are random; the verdict must not depend on them)", seed)
-	rng := rand.New(rand.NewPCG(seed, 7))
+	rng := crashRand(t, 7)
 
-	syms := gen.Symbols(6)
-	g, err := gen.New(gen.Config{Symbols: syms, Trades: 24_000, Span: 3 * 24 * time.Hour, Seed: 21})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var trades []messages.Trade
-	for tr := (messages.Trade{}); g.Next(&tr); {
-		trades = append(trades, tr)
-	}
-	const batch = 200
-	var bodies [][]byte
-	for i := 0; i < len(trades); i += batch {
-		var b []byte
-		for j := i; j < min(i+batch, len(trades)); j++ {
-			b = append(messages.AppendAggTradeJSON(b, &trades[j]), '\n')
-		}
-		bodies = append(bodies, b)
-	}
-	size := func(i int) int { return min(batch, len(trades)-i*batch) }
+	trades, bodies, size := crashBatches(t, gen.Config{Symbols: gen.Symbols(6), Trades: 24_000, Span: 3 * 24 * time.Hour, Seed: 21})
 
 	next := 0 // first batch not yet acknowledged
 	for kill := 0; kill < 5; kill++ {
-		n := startCrashNode(t, bin, dataDir)
+		n := startCrashNode(t, dataDir)
 		// Acknowledge a random number of batches, then kill the node while
 		// the next request is in flight.
 		for stop := next + 1 + rng.IntN(25); next < stop && next < len(bodies)-1; next++ {
 			ok, err := n.post(bodies[next], size(next))
 			if err != nil {
-				n.kill()
+				n.Kill()
 				t.Fatal(err)
 			}
 			if !ok {
-				n.kill()
-				t.Fatalf("batch %d refused by a healthy node\n%s", next, n.stderr.String())
+				n.Kill()
+				t.Fatalf("batch %d refused by a healthy node\n%s", next, n.Stderr.String())
 			}
 		}
 		inflight := make(chan struct{})
@@ -180,23 +165,20 @@ func TestCrashKill9LosesNothingAcknowledged(t *testing.T) {
 			defer close(inflight)
 			n.post(bodies[next], size(next)) // outcome unknown: re-sent later
 		}()
-		n.kill()
+		n.Kill()
 		<-inflight
 		t.Logf("run %d: killed after %d acknowledged batches", kill, next)
 	}
 
-	n := startCrashNode(t, bin, dataDir)
-	defer func() {
-		_ = n.cmd.Process.Signal(syscall.SIGTERM)
-		<-n.exited
-	}()
+	n := startCrashNode(t, dataDir)
+	defer n.stop()
 	for ; next < len(bodies); next++ {
 		ok, err := n.post(bodies[next], size(next))
 		if err != nil || !ok {
-			t.Fatalf("final run, batch %d: ok=%v err=%v\n%s", next, ok, err, n.stderr.String())
+			t.Fatalf("final run, batch %d: ok=%v err=%v\n%s", next, ok, err, n.Stderr.String())
 		}
 	}
-	requireHTTPMatchesOffline(t, n.url, trades, []messages.Interval{messages.Interval1m, messages.Interval1h, messages.Interval1d})
+	requireHTTPMatchesOffline(t, n.URL, trades, []messages.Interval{messages.Interval1m, messages.Interval1h, messages.Interval1d})
 }
 
 // TestCrashSecondNodeOnDataDirRefused starts two nodes on one data dir: the
@@ -205,29 +187,20 @@ func TestCrashSecondNodeOnDataDirRefused(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test")
 	}
-	bin := buildBinary(t)
 	dataDir := filepath.Join(t.TempDir(), "data")
-	first := startCrashNode(t, bin, dataDir)
-	defer first.kill()
+	first := startCrashNode(t, dataDir)
+	defer first.Kill()
 	var stderr bytes.Buffer
-	second := exec.Command(bin, "serve", "--http", "127.0.0.1:0", "--data-dir", dataDir)
+	second := testkit.ServeCmd(klinecastBin.Path(t), dataDir)
 	second.Stderr = &stderr
 	err := second.Run()
 	var exitErr *exec.ExitError
-	if !errorsAs(err, &exitErr) || exitErr.ExitCode() != exitFailure {
+	if !errors.As(err, &exitErr) || exitErr.ExitCode() != exitFailure {
 		t.Fatalf("second node: %v, want exit %d\n%s", err, exitFailure, stderr.String())
 	}
 	if !strings.Contains(stderr.String(), dataDir) || !strings.Contains(stderr.String(), "in use") {
 		t.Fatalf("second node's error does not name the locked dir:\n%s", stderr.String())
 	}
-}
-
-func errorsAs(err error, target **exec.ExitError) bool {
-	e, ok := err.(*exec.ExitError)
-	if ok {
-		*target = e
-	}
-	return ok
 }
 
 // requireHTTPMatchesOffline pages through GET /api/v3/klines for every
@@ -308,45 +281,25 @@ func TestCrashKill9MidRequestAllOrNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process crash test")
 	}
-	bin := buildBinary(t)
 	dataDir := filepath.Join(t.TempDir(), "data")
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, 11))
+	rng := crashRand(t, 11)
 
-	g, err := gen.New(gen.Config{Symbols: gen.Symbols(5), Trades: 16_000, Span: 2 * 24 * time.Hour, Seed: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var trades []messages.Trade
-	for tr := (messages.Trade{}); g.Next(&tr); {
-		trades = append(trades, tr)
-	}
-	const batch = 200
-	var bodies [][]byte
-	for i := 0; i < len(trades); i += batch {
-		var b []byte
-		for j := i; j < min(i+batch, len(trades)); j++ {
-			b = append(messages.AppendAggTradeJSON(b, &trades[j]), '\n')
-		}
-		bodies = append(bodies, b)
-	}
-	size := func(i int) int { return min(batch, len(trades)-i*batch) }
+	trades, bodies, size := crashBatches(t, gen.Config{Symbols: gen.Symbols(5), Trades: 16_000, Span: 2 * 24 * time.Hour, Seed: 5})
 
 	next := 0
 	wantApplied := map[int]bool{}
 	for kill := range 6 {
-		n := startCrashNode(t, bin, dataDir)
+		n := startCrashNode(t, dataDir)
 		first := next
 		for stop := next + 1 + rng.IntN(15); next < stop; next++ {
 			if ok, err := n.post(bodies[next], size(next)); err != nil || !ok {
-				n.kill()
-				t.Fatalf("batch %d: ok=%v err=%v\n%s", next, ok, err, n.stderr.String())
+				n.Kill()
+				t.Fatalf("batch %d: ok=%v err=%v\n%s", next, ok, err, n.Stderr.String())
 			}
 		}
 		var before actors.Stats
-		if err := getJSON(n.url+"/api/v1/stats", &before); err != nil {
-			n.kill()
+		if err := getJSON(n.URL+"/api/v1/stats", &before); err != nil {
+			n.Kill()
 			t.Fatal(err)
 		}
 		cut := len(bodies[next]) / 2
@@ -358,9 +311,9 @@ func TestCrashKill9MidRequestAllOrNothing(t *testing.T) {
 		}
 		conn := startRequest(t, n, bodies[next], cut)
 		if cut == len(bodies[next]) {
-			serveCheckFor(t, time.Minute, func() error {
+			testkit.Eventually(t, time.Minute, func() error {
 				var st actors.Stats
-				if err := getJSON(n.url+"/api/v1/stats", &st); err != nil {
+				if err := getJSON(n.URL+"/api/v1/stats", &st); err != nil {
 					return err
 				}
 				if st.Accepted < before.Accepted+uint64(size(next)) {
@@ -369,31 +322,31 @@ func TestCrashKill9MidRequestAllOrNothing(t *testing.T) {
 				return nil
 			})
 		}
-		n.kill()
+		n.Kill()
 		conn.Close()
 		if cut == len(bodies[next]) {
 			wantApplied[kill] = true
 		}
 
-		n = startCrashNode(t, bin, dataDir)
+		n = startCrashNode(t, dataDir)
 		for i := first; i < next; i++ {
 			res, err := n.postResult(bodies[i])
 			if err != nil || res.Duplicates != size(i) {
-				n.kill()
-				t.Fatalf("kill %d: acknowledged batch %d re-sent: %+v, %v (want all %d duplicates)\n%s", kill, i, res, err, size(i), n.stderr.String())
+				n.Kill()
+				t.Fatalf("kill %d: acknowledged batch %d re-sent: %+v, %v (want all %d duplicates)\n%s", kill, i, res, err, size(i), n.Stderr.String())
 			}
 		}
 		res, err := n.postResult(bodies[next])
 		if err != nil {
-			n.kill()
+			n.Kill()
 			t.Fatal(err)
 		}
 		if wantApplied[kill] && res.Duplicates != size(next) {
-			n.kill()
+			n.Kill()
 			t.Fatalf("kill %d: the interrupted batch %d was applied (the node counted it) but %d of %d trades survived the kill", kill, next, res.Duplicates, size(next))
 		}
 		if res.Duplicates != 0 && res.Duplicates != size(next) {
-			n.kill()
+			n.Kill()
 			t.Fatalf("kill %d: the interrupted batch %d was partly applied: %d of %d trades present", kill, next, res.Duplicates, size(next))
 		}
 		t.Logf("kill %d: after %d acknowledged batches, mid-request with %d of %d body bytes sent; the interrupted batch was %s",
@@ -402,14 +355,14 @@ func TestCrashKill9MidRequestAllOrNothing(t *testing.T) {
 		n.stop()
 	}
 
-	n := startCrashNode(t, bin, dataDir)
+	n := startCrashNode(t, dataDir)
 	defer n.stop()
 	for ; next < len(bodies); next++ {
 		if ok, err := n.post(bodies[next], size(next)); err != nil || !ok {
-			t.Fatalf("final run, batch %d: ok=%v err=%v\n%s", next, ok, err, n.stderr.String())
+			t.Fatalf("final run, batch %d: ok=%v err=%v\n%s", next, ok, err, n.Stderr.String())
 		}
 	}
-	requireHTTPMatchesOffline(t, n.url, trades, []messages.Interval{messages.Interval1m, messages.Interval1h, messages.Interval1d})
+	requireHTTPMatchesOffline(t, n.URL, trades, []messages.Interval{messages.Interval1m, messages.Interval1h, messages.Interval1d})
 }
 
 // startRequest opens a raw connection to n, sends a POST /api/v1/trades
@@ -419,7 +372,7 @@ func TestCrashKill9MidRequestAllOrNothing(t *testing.T) {
 // server has started it and cannot have finished it.
 func startRequest(t *testing.T, n *crashNode, body []byte, sent int) net.Conn {
 	t.Helper()
-	host := strings.TrimPrefix(n.url, "http://")
+	host := strings.TrimPrefix(n.URL, "http://")
 	conn, err := net.Dial("tcp", host)
 	if err != nil {
 		t.Fatal(err)

@@ -5,11 +5,24 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klinecast/klinecast/internal/testkit"
 )
+
+// klinecastBin is the klinecast binary, built once for the tests that run
+// it as a child process (TestMain removes it).
+var klinecastBin = testkit.Binary{Package: "."}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	klinecastBin.Remove()
+	os.Exit(code)
+}
 
 // TestCLICommandTable checks that every method of commands is a valid
 // subcommand (commandTable panics otherwise) with a summary.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/klinecast/klinecast/internal/gen"
 	"github.com/klinecast/klinecast/internal/lazyfs"
+	"github.com/klinecast/klinecast/internal/testkit"
 	"github.com/klinecast/klinecast/messages"
 )
 
@@ -49,7 +50,6 @@ func testPowerLoss(t *testing.T, durability string) {
 			t.Error(err)
 		}
 	})
-	bin := buildBinary(t)
 	dataDir := filepath.Join(mnt, "data")
 	extra := []string{"--durability", durability}
 	if durability == "batch" {
@@ -58,40 +58,22 @@ func testPowerLoss(t *testing.T, durability string) {
 		extra = append(extra, "--sync-interval", "1s")
 	}
 
-	syms := gen.Symbols(6)
-	g, err := gen.New(gen.Config{Symbols: syms, Trades: 18_000, Span: 3 * 24 * time.Hour, Seed: 33})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var trades []messages.Trade
-	for tr := (messages.Trade{}); g.Next(&tr); {
-		trades = append(trades, tr)
-	}
-	const batch = 200
-	var bodies [][]byte
-	for i := 0; i < len(trades); i += batch {
-		var b []byte
-		for j := i; j < min(i+batch, len(trades)); j++ {
-			b = append(messages.AppendAggTradeJSON(b, &trades[j]), '\n')
-		}
-		bodies = append(bodies, b)
-	}
-	size := func(i int) int { return min(batch, len(trades)-i*batch) }
+	trades, bodies, size := crashBatches(t, gen.Config{Symbols: gen.Symbols(6), Trades: 18_000, Span: 3 * 24 * time.Hour, Seed: 33})
 	isWAL := func(name string) bool { return strings.HasSuffix(name, ".mem") }
 
 	const cuts = 3
 	per := len(bodies) / (cuts + 1)
 	next := 0
 	for cut := range cuts {
-		n := startCrashNode(t, bin, dataDir, extra...)
+		n := startCrashNode(t, dataDir, extra...)
 		first := next
 		// mustSurvive: batches [first, mustSurvive) are acknowledged and,
 		// in batch mode, known to be covered by a periodic fsync.
 		mustSurvive := first
 		for ; next < first+per; next++ {
 			if ok, err := n.post(bodies[next], size(next)); err != nil || !ok {
-				n.kill()
-				t.Fatalf("batch %d: ok=%v err=%v\n%s", next, ok, err, n.stderr.String())
+				n.Kill()
+				t.Fatalf("batch %d: ok=%v err=%v\n%s", next, ok, err, n.Stderr.String())
 			}
 			if durability == "sync" {
 				mustSurvive = next + 1
@@ -101,7 +83,7 @@ func testPowerLoss(t *testing.T, durability string) {
 				// acknowledgement: the second began after it, so it
 				// covers every batch acknowledged so far.
 				mark := lfs.Fsyncs(isWAL)
-				serveCheckFor(t, time.Minute, func() error {
+				testkit.Eventually(t, time.Minute, func() error {
 					if lfs.Fsyncs(isWAL) < mark+2 {
 						return errors.New("no periodic fsync of the WAL seen yet")
 					}
@@ -111,7 +93,7 @@ func testPowerLoss(t *testing.T, durability string) {
 			}
 		}
 		files, created := lfs.Pending()
-		n.kill()
+		n.Kill()
 		if err := lfs.PowerCut(); err != nil {
 			t.Fatal(err)
 		}
@@ -120,19 +102,19 @@ func testPowerLoss(t *testing.T, durability string) {
 
 		// The node must come back on what the disk kept. Re-send this
 		// run's batches: a batch that survived comes back as duplicates.
-		n = startCrashNode(t, bin, dataDir, extra...)
+		n = startCrashNode(t, dataDir, extra...)
 		lost := 0
 		for i := first; i < next; i++ {
 			res, err := n.postResult(bodies[i])
 			if err != nil {
-				n.kill()
-				t.Fatalf("re-sending batch %d after the cut: %v\n%s", i, err, n.stderr.String())
+				n.Kill()
+				t.Fatalf("re-sending batch %d after the cut: %v\n%s", i, err, n.Stderr.String())
 			}
 			if res.Duplicates != size(i) {
 				if i < mustSurvive {
-					n.kill()
+					n.Kill()
 					t.Fatalf("cut %d: batch %d was acknowledged before the cut (%s) but only %d of its %d trades survived\n%s",
-						cut, i, durabilityPromise(durability), res.Duplicates, size(i), n.stderr.String())
+						cut, i, durabilityPromise(durability), res.Duplicates, size(i), n.Stderr.String())
 				}
 				lost++
 			}
@@ -141,14 +123,14 @@ func testPowerLoss(t *testing.T, durability string) {
 		n.stop()
 	}
 
-	n := startCrashNode(t, bin, dataDir, extra...)
+	n := startCrashNode(t, dataDir, extra...)
 	defer n.stop()
 	for ; next < len(bodies); next++ {
 		if ok, err := n.post(bodies[next], size(next)); err != nil || !ok {
-			t.Fatalf("final run, batch %d: ok=%v err=%v\n%s", next, ok, err, n.stderr.String())
+			t.Fatalf("final run, batch %d: ok=%v err=%v\n%s", next, ok, err, n.Stderr.String())
 		}
 	}
-	requireHTTPMatchesOffline(t, n.url, trades, []messages.Interval{messages.Interval1m, messages.Interval1h, messages.Interval1d})
+	requireHTTPMatchesOffline(t, n.URL, trades, []messages.Interval{messages.Interval1m, messages.Interval1h, messages.Interval1d})
 	if _, err := os.Stat(dataDir); err != nil {
 		t.Fatal(err)
 	}
