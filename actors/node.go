@@ -227,6 +227,7 @@ func (n *Node) awaitRecovery(ctx context.Context) error {
 			total.Trades += r.Trades
 			total.Symbols += r.Symbols
 			total.Watermark = max(total.Watermark, r.Watermark)
+			total.Clock = max(total.Clock, r.Clock)
 		case <-ctx.Done():
 			return fmt.Errorf("recovering shard %d: %w", h.ID(), ctx.Err())
 		}
@@ -240,7 +241,11 @@ func (n *Node) awaitRecovery(ctx context.Context) error {
 		n.log.Info("recovered from snapshots and WAL", "symbols", total.Symbols, "wal_records", total.Records,
 			"wal_trades", total.Trades, "watermark", total.Watermark, "took", time.Since(began).Round(time.Millisecond))
 	}
-	n.ingest.SetClock(total.Watermark)
+	// The clock restarts from the shards' complete clocks, not their
+	// watermarks: a shard whose part of the last request survived a power
+	// cut while another's did not is ahead, and the request, sent again,
+	// must not find its trades late on the others.
+	n.ingest.SetClock(total.Clock)
 	if total.Records > 0 {
 		// Snapshot what was just replayed, so that a crash soon after does
 		// not replay it all again and the WAL behind it can go.

@@ -126,6 +126,16 @@ type Handle struct {
 	deliveredSeq uint64 // records up to here had their output delivered
 	walSeq       uint64 // the last WAL record replayed by a start
 	lastTick     int64  // the last clock tick applied
+	// clock is the shard's complete clock: the newest clock it was sent
+	// from a state in which every earlier request was complete (a tick,
+	// or the clock a part was routed behind). Not a part's own TickAfter:
+	// that one moves the shard's core as soon as its part is applied,
+	// before the request's other parts are, and after a power cut some
+	// of them may be missing from the WAL. The node restarts its clock
+	// from the shards' complete clocks, so the trades of a request only
+	// partly recovered are not refused as late when the producer sends it
+	// again.
+	clock int64
 
 	// How keep made applied parts recoverable (memory-only), for tests
 	// and stats.

@@ -208,6 +208,7 @@ type Recovery struct {
 	Records, Trades int64 // WAL records and trades replayed
 	Symbols         int
 	Watermark       int64
+	Clock           int64 // the shard's complete clock (see Handle.clock)
 	Err             error
 }
 

@@ -145,7 +145,7 @@ func (s *shard) start() {
 	defer func() {
 		if !h.started {
 			h.started = true
-			h.recovered <- Recovery{Symbols: len(s.core.Symbols(nil)), Watermark: s.core.Watermark()}
+			h.recovered <- Recovery{Symbols: len(s.core.Symbols(nil)), Watermark: s.core.Watermark(), Clock: s.core.Watermark()}
 		}
 	}()
 	cfg := h.env.Core
@@ -259,6 +259,7 @@ func (s *shard) applyPart(p *Part, deliver bool) (Result, error) {
 // ticks the event clock past them, counting outcomes into res (nil: no
 // counting, as in replays whose answers were given).
 func (s *shard) applyTrades(p *Part, res *Result) {
+	s.h.clock = max(s.h.clock, p.TickBefore)
 	if p.TickBefore > 0 {
 		// A no-op live (the shard was sent this tick before); a replay
 		// ticks here where the live shard had been ticked.
@@ -448,6 +449,7 @@ func (s *shard) applyTick(now int64) {
 	}
 	s.core.Tick(now)
 	h.lastTick = max(h.lastTick, now)
+	h.clock = max(h.clock, now)
 	if err := s.flush(true); err != nil {
 		panic(err)
 	}
@@ -550,13 +552,14 @@ func (s *shard) startDurable() (Recovery, error) {
 		return rec, fmt.Errorf("shard %d: load snapshot: %w", h.id, err)
 	}
 	if ok {
-		state, err := decodeSnapshot(blob)
+		state, clock, err := decodeSnapshot(blob)
 		if err != nil {
 			return rec, fmt.Errorf("shard %d: snapshot: %w", h.id, err)
 		}
 		if s.core, err = aggregate.Restore(h.env.Core, state); err != nil {
 			return rec, fmt.Errorf("shard %d: restore snapshot: %w", h.id, err)
 		}
+		h.clock = max(h.clock, clock)
 	} else if s.core, err = aggregate.New(h.env.Core); err != nil {
 		return rec, fmt.Errorf("shard %d: %w", h.id, err)
 	}
@@ -621,6 +624,7 @@ func (s *shard) startDurable() (Recovery, error) {
 	h.walSeq = max(h.walSeq, lastSeq)
 	rec.Symbols = len(s.core.Symbols(nil))
 	rec.Watermark = s.core.Watermark()
+	rec.Clock = h.clock
 	if rec.Records > 0 {
 		h.env.Log.Info("shard replayed WAL", "shard", h.id, "records", rec.Records, "trades", rec.Trades,
 			"restart", h.started, "took", time.Since(began).Round(time.Millisecond))

@@ -286,7 +286,7 @@ func (s *shard) startSnapshot(done []chan<- error) {
 		return
 	}
 	state := s.core.Snapshot()
-	blob, err := encodeSnapshot(&state)
+	blob, err := encodeSnapshot(&state, h.clock)
 	if err != nil {
 		fail(fmt.Errorf("shard %d: %w", h.id, err))
 		return
