@@ -155,6 +155,11 @@ func (h *handler) klinesError(w http.ResponseWriter, r *http.Request, err error)
 	case errors.Is(err, actors.ErrUnknownInterval):
 		writeBinanceError(w, http.StatusBadRequest, codeInvalidInterval, "Invalid interval.")
 		return
+	case errors.Is(err, actors.ErrBusy):
+		// The node's query queue is full: it drains; retry.
+		w.Header().Set("Retry-After", "1")
+		writeBinanceError(w, http.StatusServiceUnavailable, codeDisconnected,
+			"Internal error; unable to process your request. Please try again.")
 	case errors.Is(err, actors.ErrClosed), errors.Is(err, actors.ErrActorStopped), errors.Is(err, storage.ErrUnavailable), errors.Is(err, storage.ErrClosed):
 		writeBinanceError(w, http.StatusServiceUnavailable, codeDisconnected,
 			"Internal error; unable to process your request. Please try again.")

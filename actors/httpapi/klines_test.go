@@ -3,14 +3,18 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/klinecast/klinecast/actors"
 	"github.com/klinecast/klinecast/actors/aggregate"
 	"github.com/klinecast/klinecast/messages"
 )
@@ -272,5 +276,36 @@ func TestHTTPKlinesErrors(t *testing.T) {
 	// The symbol is case-insensitive.
 	if rows := getRows(t, a, "symbol=btcUSDT&interval=1w"); len(rows) != 1 {
 		t.Errorf("1w: %d rows", len(rows))
+	}
+}
+
+// TestKlinesErrorStatus maps the node's errors to Binance-shaped answers:
+// a full query queue and a node that cannot answer now are 503 (the first
+// with Retry-After: it drains), an unknown interval 400, anything else 500.
+func TestKlinesErrorStatus(t *testing.T) {
+	h := &handler{log: slog.New(slog.DiscardHandler)}
+	for _, tc := range []struct {
+		err        error
+		status     int
+		retryAfter string
+	}{
+		{fmt.Errorf("wrapped: %w", actors.ErrBusy), http.StatusServiceUnavailable, "1"},
+		{actors.ErrClosed, http.StatusServiceUnavailable, ""},
+		{actors.ErrActorStopped, http.StatusServiceUnavailable, ""},
+		{actors.ErrUnknownInterval, http.StatusBadRequest, ""},
+		{errors.New("something else"), http.StatusInternalServerError, ""},
+	} {
+		rec := httptest.NewRecorder()
+		h.klinesError(rec, httptest.NewRequest(http.MethodGet, "/api/v3/klines", nil), tc.err)
+		if rec.Code != tc.status || rec.Header().Get("Retry-After") != tc.retryAfter {
+			t.Errorf("%v: %d, Retry-After %q; want %d, %q", tc.err, rec.Code, rec.Header().Get("Retry-After"), tc.status, tc.retryAfter)
+		}
+		var body struct {
+			Code int    `json:"code"`
+			Msg  string `json:"msg"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Code >= 0 || body.Msg == "" {
+			t.Errorf("%v: body %q (%v), want Binance's {code, msg}", tc.err, rec.Body.String(), err)
+		}
 	}
 }
