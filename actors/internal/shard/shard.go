@@ -27,9 +27,6 @@ type shard struct {
 	puts     []pendingPut
 	putFails int // consecutive failed writes, for the log
 
-	// firstPutID: the last closed-bar write id of earlier incarnations
-	// (outcomes with an id up to it are theirs).
-	firstPutID uint64
 	// recovering: startDurable is replaying (closed-bar writes are waited
 	// for by the shard itself, drainPuts).
 	recovering bool
@@ -127,7 +124,6 @@ func (s *shard) Receive(ctx actor.Context) {
 // twice.
 func (s *shard) start() {
 	h := s.h
-	s.firstPutID = h.putSeq
 	if h.env.Store != nil {
 		rec, err := s.startDurable()
 		if !h.started {

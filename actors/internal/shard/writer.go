@@ -185,16 +185,12 @@ func (s *shard) waitOldestPut() {
 func (s *shard) putOutcome(id uint64, err error) {
 	h := s.h
 	if len(s.puts) == 0 || s.puts[0].id != id {
-		if err != nil && id <= s.firstPutID {
-			// A write of an earlier incarnation failed: its bars are in no
-			// Delta any more, only in the WAL since the snapshot. Restart
-			// and deliver everything since the snapshot again, so they
-			// are stored before a snapshot can delete that WAL.
+		if err != nil {
+			// A write of an earlier incarnation (or an earlier round of
+			// retries) failed: should the shard restart, it must deliver
+			// everything since its snapshot again.
 			h.deliveredSeq = 0
-			panic(fmt.Sprintf("shard %d: a closed-bar write of an earlier incarnation failed (%v); restarting to store its bars again", h.id, err))
 		}
-		// A write queued again since (an earlier round of retries): its
-		// outcome no longer matters.
 		return
 	}
 	if err == nil {
