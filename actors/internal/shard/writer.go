@@ -186,9 +186,12 @@ func (s *shard) putOutcome(id uint64, err error) {
 	h := s.h
 	if len(s.puts) == 0 || s.puts[0].id != id {
 		if err != nil {
-			// A write of an earlier incarnation (or an earlier round of
-			// retries) failed: should the shard restart, it must deliver
-			// everything since its snapshot again.
+			// A write of an earlier incarnation (or of an earlier round of
+			// retries) failed. Its bars are stored again anyway: its record
+			// is later than the last snapshot (the writer refuses a
+			// snapshot behind a failed write), so the restart redelivered
+			// it, and those writes queued after this one. Should the shard
+			// restart again, it delivers everything since its snapshot.
 			h.deliveredSeq = 0
 		}
 		return
