@@ -182,6 +182,7 @@ func start(ctx context.Context, cfg Config, hk hooks) (*Node, error) {
 		actor.WithSupervisor(restartStrategy(hk.restartLimit)))
 	n.root, err = n.system.Root.SpawnNamed(props, "klinecast")
 	if err != nil {
+		_ = n.ingest.Close(context.Background()) // nothing was admitted: returns at once
 		pool.Close()
 		return nil, fmt.Errorf("actors: spawn root guardian: %w", err)
 	}
@@ -195,6 +196,7 @@ func start(ctx context.Context, cfg Config, hk hooks) (*Node, error) {
 	}
 	if err != nil {
 		n.life.Close() // stopping the actors is not a failure of theirs
+		_ = n.ingest.Close(context.Background()) // nothing was admitted yet: returns at once
 		n.system.Root.StopFuture(n.root).Wait()
 		n.life.Halt()
 		n.closeShards()
