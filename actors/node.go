@@ -182,7 +182,7 @@ func start(ctx context.Context, cfg Config, hk hooks) (*Node, error) {
 		actor.WithSupervisor(restartStrategy(hk.restartLimit)))
 	n.root, err = n.system.Root.SpawnNamed(props, "klinecast")
 	if err != nil {
-		_ = n.ingest.Close(context.Background()) // nothing was admitted: returns at once
+		_ = n.ingest.Close(context.Background()) // nothing was admitted: it returns at once
 		pool.Close()
 		return nil, fmt.Errorf("actors: spawn root guardian: %w", err)
 	}
@@ -195,8 +195,10 @@ func start(ctx context.Context, cfg Config, hk hooks) (*Node, error) {
 		err = n.awaitRecovery(ctx)
 	}
 	if err != nil {
-		n.life.Close() // stopping the actors is not a failure of theirs
-		_ = n.ingest.Close(context.Background()) // nothing was admitted yet: returns at once
+		// Stopping the actors is not a failure of theirs. Nothing was
+		// admitted yet, so closing ingest returns at once.
+		n.life.Close()
+		_ = n.ingest.Close(context.Background())
 		n.system.Root.StopFuture(n.root).Wait()
 		n.life.Halt()
 		n.closeShards()
