@@ -30,12 +30,20 @@ import (
 // Queries never wait for any of it: an open-bar query answers with the
 // closed bars still on their way to the store (see pendingBars).
 
-// ioJob is one write a shard's storage writer waits for: exactly one field
-// is set.
+// ioJob is one write a shard's storage writer waits for: a WAL append
+// (part), a closed-bar write (put, by value: the shard's list of writes
+// changes meanwhile) or a snapshot to save (snap).
 type ioJob struct {
-	part *Part        // a WAL append
-	put  *pendingPut  // a closed-bar write
-	snap *snapshotJob // a snapshot to save
+	part  *Part
+	isPut bool
+	put   putJob
+	snap  *snapshotJob
+}
+
+// putJob is a closed-bar write for the storage writer.
+type putJob struct {
+	id uint64
+	w  *storage.Write // nil: not queued (the store refused it)
 }
 
 // putDone reports a closed-bar write's outcome to the shard.
@@ -72,7 +80,7 @@ func (h *Handle) storageWriter() {
 		case j.part != nil:
 			j.part.WAL.Wait()
 			h.Send(&walDurable{part: j.part})
-		case j.put != nil:
+		case j.isPut:
 			err := errPutNotQueued
 			if j.put.w != nil {
 				err = j.put.w.Wait()
@@ -157,7 +165,7 @@ func (s *shard) queuePut(d *aggregate.Delta, sync bool) {
 	h.putSeq++
 	s.puts = append(s.puts, pendingPut{id: h.putSeq, w: w, d: d})
 	if !sync {
-		h.io <- ioJob{put: &s.puts[len(s.puts)-1]}
+		h.io <- ioJob{isPut: true, put: putJob{id: h.putSeq, w: w}}
 	}
 	if len(s.puts) > maxPendingPuts {
 		if sync {
