@@ -7,7 +7,6 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"github.com/klinecast/klinecast/actors/internal/ingest"
 	"github.com/klinecast/klinecast/actors/internal/lifecycle"
 	"github.com/klinecast/klinecast/actors/internal/pinned"
 )
@@ -195,5 +194,3 @@ func (s *shardSupervisor) signal(err error) {
 	default:
 	}
 }
-
-var _ = ingest.PartitionName

@@ -97,7 +97,6 @@ func New(cfg Config) *Ingest {
 	}
 	g := &Ingest{cfg: cfg, gate: make(chan struct{}, cfg.MaxRequests), calls: make(chan *Call, cfg.MaxRequests)}
 	g.trades.init(cfg.MaxTrades)
-	g.inflight.init()
 	g.RouterStat.Name, g.RouterStat.Parent, g.RouterStat.Kind = "ingest", "klinecast", "router"
 	nw := cfg.Pool.Workers()
 	g.partitions = make([]*Partition, nw)
@@ -319,8 +318,6 @@ type inflight struct {
 	closed bool
 	zero   chan struct{} // made by closeAndWait, closed when n reaches 0
 }
-
-func (f *inflight) init() {}
 
 // enter counts a request; false once closed.
 func (f *inflight) enter() bool {

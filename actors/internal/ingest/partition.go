@@ -113,10 +113,7 @@ func (p *Partition) NewActor() actor.Actor { return &partition{h: p} }
 func (p *Partition) Spawned(pid *actor.PID) { p.pid = pid }
 
 // Send queues msg for the partition.
-func (p *Partition) Send(msg any) { p.send(msg) }
-
-// send queues msg for the partition.
-func (p *Partition) send(msg any) {
+func (p *Partition) Send(msg any) {
 	p.Stats.Sent()
 	p.g.cfg.System.Root.Send(p.pid, msg)
 }
@@ -230,7 +227,7 @@ func (a *partition) walk() bool {
 		c.ready[w][k] = true
 		for v, ph := range g.partitions {
 			if v != w {
-				ph.send(&c.chunks[k].ready[v])
+				ph.Send(&c.chunks[k].ready[v])
 			}
 		}
 		return true

@@ -60,7 +60,7 @@ func (r *router) tickAll(now int64) {
 	}
 	for w, t := range ticks {
 		if t != nil {
-			g.partitions[w].send(t)
+			g.partitions[w].Send(t)
 		}
 	}
 }
@@ -84,7 +84,7 @@ func (r *router) Receive(ctx actor.Context) {
 		// Every partition reads the request and hands out its shards'
 		// parts (the parts' ticks are set there: see partition.walk).
 		for w, ph := range g.partitions {
-			ph.send(&m.routes[w])
+			ph.Send(&m.routes[w])
 		}
 		m.routed.Store(true)
 	case *batchDone:
