@@ -120,6 +120,10 @@ func describeKey(k []byte) string {
 		if sym, iv, open, ok := parseKlineKey(k); ok {
 			return fmt.Sprintf("kline/%s/%s/%d", sym, iv, open)
 		}
+	case prefixChunk:
+		if sym, iv, first, ok := parseChunkKey(k); ok {
+			return fmt.Sprintf("chunk/%s/%s/%d", sym, iv, first)
+		}
 	case prefixSnapshot:
 		if shard, ok := parseSnapshotKey(k); ok {
 			return fmt.Sprintf("snapshot/shard=%d", shard)
