@@ -99,7 +99,7 @@ type series struct {
 	// (head, memory or only stored); hasLast: there is one.
 	last    int64
 	hasLast bool
-	dirty   bool  // in ShardBars.mu.dirty
+	dirty   bool // in ShardBars.mu.dirty
 }
 
 // memChunk is a sealed chunk in memory. Its payload is never modified
