@@ -93,6 +93,13 @@ type Config struct {
 	// memory-only node: closed bars are kept in memory and a restart
 	// starts empty. The node does not close the Store.
 	Store *storage.Store
+	// MemoryRetention is how many closed bars a memory-only node keeps per
+	// series (symbol and interval): at least this many of the latest, the
+	// older ones are dropped a chunk at a time, so memory does not grow
+	// with history. Zero: DefaultMemoryRetention (the REST API's largest
+	// page); negative: keep every bar. A durable node keeps every bar (see
+	// Store).
+	MemoryRetention int
 	// Sink, if set, receives every Delta of every shard, at least once (see
 	// DeltaSink). It is called on the shard's goroutine and must not block
 	// or keep the Delta.
@@ -113,6 +120,7 @@ const (
 	DefaultMaxQueries         = 1024
 	DefaultBusyTimeout        = 200 * time.Millisecond
 	DefaultCheckpointInterval = 5 * time.Second
+	DefaultMemoryRetention    = storage.MemoryRetentionDefault
 )
 
 // DefaultConfig returns the defaults: 64 shards, all cores, wall clock,
@@ -147,6 +155,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if c.MemoryRetention == 0 {
+		c.MemoryRetention = DefaultMemoryRetention
 	}
 	if c.Logger == nil {
 		// An explicit choice, not a fallback to the process's global

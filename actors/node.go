@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -86,8 +85,8 @@ type Node struct {
 	log        *slog.Logger
 	system     *actor.ActorSystem
 	pool       *pinned.Pool
-	klines     storage.KlineReader
-	store      *storage.Store // nil: memory-only
+	bars       []*storage.ShardBars // by shard
+	store      *storage.Store       // nil: memory-only
 	life       *lifecycle.Life
 	env        *shard.Env
 	ingest     *ingest.Ingest
@@ -137,16 +136,19 @@ func start(ctx context.Context, cfg Config, hk hooks) (*Node, error) {
 	if _, err := aggregate.New(n.coreConfig); err != nil {
 		return nil, fmt.Errorf("actors: %w", err)
 	}
-	var mem *storage.MemKlines
+	retention := max(cfg.MemoryRetention, 0)
 	if cfg.Store != nil {
 		if err := cfg.Store.CheckLayout(ctx, storage.Layout{Shards: cfg.Shards, Intervals: cfg.Intervals}); err != nil {
 			return nil, fmt.Errorf("actors: %w", err)
 		}
 		n.store = cfg.Store
-		n.klines = cfg.Store
-	} else {
-		mem = storage.NewMemKlines()
-		n.klines = mem
+		retention = 0
+	} else if retention > 0 {
+		n.log.Info("memory-only node: keeps the latest bars of each series only", "bars_per_series", retention)
+	}
+	n.bars = make([]*storage.ShardBars, cfg.Shards)
+	for i := range n.bars {
+		n.bars[i] = storage.NewShardBars(cfg.Store, retention)
 	}
 	// A mailbox yields (runtime.Gosched) every Throughput messages; on a
 	// locked thread each yield is a thread handoff. Shard mailboxes are
@@ -160,12 +162,12 @@ func start(ctx context.Context, cfg Config, hk hooks) (*Node, error) {
 	n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return n.log.With("lib", "protoactor")
 	}))
-	n.env = &shard.Env{Core: n.coreConfig, Store: cfg.Store, Mem: mem, Sink: cfg.Sink, System: n.system,
+	n.env = &shard.Env{Core: n.coreConfig, Store: cfg.Store, Sink: cfg.Sink, System: n.system,
 		Life: n.life, Log: n.log, Deltas: &n.deltas, PartFailureLimit: hk.partFailureLimit,
 		Faults: hk.faults}
 	n.shards = make([]*shard.Handle, cfg.Shards)
 	for i := range n.shards {
-		n.shards[i] = shard.New(n.env, i, cfg.MailboxSize)
+		n.shards[i] = shard.New(n.env, i, cfg.MailboxSize, n.bars[i])
 	}
 	n.ingest = ingest.New(ingest.Config{System: n.system, Life: n.life, Log: n.log, Pool: pool, Shards: n.shards,
 		EventClock: cfg.Clock == ClockEvent, Durable: cfg.Store != nil, ChunkTrades: hk.chunkTrades,
@@ -396,13 +398,12 @@ func (n *Node) Klines(ctx context.Context, symbol string, iv messages.Interval, 
 		// Pages of a long history cost their own size, not the rest of it.
 		fetch = limit
 	}
-	bars, err := n.klines.Klines(symbol, iv, lo, hi, fetch, nil)
+	// After the open bar: a bar that closes meanwhile is in the shard's
+	// bars by now, so none is missed.
+	bars, err := n.bars[messages.ShardOf(symbol, len(n.bars))].Klines(symbol, iv, lo, hi, fetch, nil)
 	if err != nil {
 		return nil, fmt.Errorf("actors: klines %s %s: %w", symbol, iv, err)
 	}
-	// Closed bars the shard has not seen stored yet come with its answer
-	// (it never waits for the disk): they replace stored versions.
-	bars = mergePending(bars, r.Pending, lo, hi)
 	if hasOpen && open.OpenTime >= lo && open.OpenTime <= hi {
 		// The store holds closed bars only; the open one comes from the
 		// shard and is always the newest.
@@ -419,24 +420,6 @@ func (n *Node) Klines(ctx context.Context, symbol string, iv messages.Interval, 
 		}
 	}
 	return bars, nil
-}
-
-// mergePending merges pending closed bars (oldest first; a later one is
-// the newer version of its bar) with open time in [lo, hi] into bars
-// (ascending), replacing bars with the same open time.
-func mergePending(bars, pending []messages.Kline, lo, hi int64) []messages.Kline {
-	for _, k := range pending {
-		if k.OpenTime < lo || k.OpenTime > hi {
-			continue
-		}
-		i, found := slices.BinarySearchFunc(bars, k.OpenTime, func(b messages.Kline, t int64) int { return cmp.Compare(b.OpenTime, t) })
-		if found {
-			bars[i] = k
-		} else {
-			bars = slices.Insert(bars, i, k)
-		}
-	}
-	return bars
 }
 
 // stepBack returns the open time k bars before open.

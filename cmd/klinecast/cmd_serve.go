@@ -60,7 +60,9 @@ killed at any moment (kill -9 included) loses no acknowledged trade. A
 torn WAL tail is truncated with a warning; corruption in the middle of the
 WAL stops the start with the key named, unless --repair deletes it. A
 second node on the same --data-dir refuses to start. --memory runs without
-storage (nothing survives a restart).
+storage (nothing survives a restart) and keeps only the latest
+--memory-retention closed bars of each symbol and interval, so its memory
+does not grow with history.
 
 Examples:
   klinecast serve --demo
@@ -95,6 +97,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&o.node.CheckpointInterval, "snapshot-interval", actors.DefaultCheckpointInterval, "how often shards snapshot their state (the WAL behind a snapshot is deleted)")
 	fs.BoolVar(&o.store.Repair, "repair", false, "delete corrupt WAL records found in the middle of the log (with a warning) instead of refusing to start")
 	fs.BoolVar(&o.memory, "memory", false, "run without storage: nothing is persisted (tests, demos)")
+	fs.IntVar(&o.node.MemoryRetention, "memory-retention", actors.DefaultMemoryRetention, "--memory: closed bars kept per symbol and interval (the latest ones; older are dropped); -1 keeps every bar")
 	fs.StringVar(&o.httpAddr, "http", "127.0.0.1:8080", "HTTP listen address; port 0 picks a free port")
 	clock := fs.String("clock", "wall", "bar clock: wall (live) or event (newest trade time; replays and tests)")
 	intervals := fs.String("intervals", messages.FormatIntervals(messages.DefaultIntervals()), `comma-separated intervals, or "all"`)
@@ -157,6 +160,7 @@ var serveFlagOf = map[string]string{
 	"Shards": "shards", "Cores": "cores", "AllowedLateness": "allowed-lateness",
 	"CheckpointInterval": "snapshot-interval", "MailboxSize": "max-inflight-requests",
 	"MaxInFlightTrades": "max-inflight-trades", "MaxQueries": "max-queries", "BusyTimeout": "busy-timeout",
+	"MemoryRetention": "memory-retention",
 }
 
 // flagErrors rewrites a Config's field errors in terms of the flags that

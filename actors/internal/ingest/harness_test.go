@@ -14,6 +14,7 @@ import (
 	"github.com/klinecast/klinecast/actors/internal/shard"
 	"github.com/klinecast/klinecast/internal/gen"
 	"github.com/klinecast/klinecast/messages"
+	"github.com/klinecast/klinecast/storage"
 )
 
 // testIngest builds an ingest path whose actors are not spawned: enough to
@@ -30,7 +31,7 @@ func testIngest(t testing.TB, shards, workers int) *Ingest {
 		Life: lifecycle.New(log), Log: log, Deltas: new(atomic.Uint64)}
 	hs := make([]*shard.Handle, shards)
 	for i := range hs {
-		hs[i] = shard.New(env, i, 64)
+		hs[i] = shard.New(env, i, 64, storage.NewShardBars(nil, 0))
 	}
 	return New(Config{System: env.System, Life: env.Life, Log: log, Pool: pool, Shards: hs,
 		MaxRequests: 64, MaxTrades: 1 << 22, BusyTimeout: time.Second, Now: time.Now})

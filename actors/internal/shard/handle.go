@@ -34,9 +34,8 @@ func (f DeltaSinkFunc) Deliver(shard int, d *aggregate.Delta) { f(shard, d) }
 // only afterwards.
 type Env struct {
 	Core   aggregate.Config
-	Store  *storage.Store     // nil: memory-only
-	Mem    *storage.MemKlines // a memory-only node's closed bars
-	Sink   DeltaSink          // nil: none
+	Store  *storage.Store // nil: memory-only
+	Sink   DeltaSink      // nil: none
 	System *actor.ActorSystem
 	Life   *lifecycle.Life
 	Log    *slog.Logger
@@ -68,7 +67,11 @@ type Faults struct {
 type Handle struct {
 	id  int
 	env *Env
-	pid atomic.Pointer[actor.PID] // replaced when the supervisor restarts
+	// bars are the shard's closed bars: chunked series in memory, stored
+	// with each snapshot on a durable node. They outlive incarnations (a
+	// restart replays silently what they already hold).
+	bars *storage.ShardBars
+	pid  atomic.Pointer[actor.PID] // replaced when the supervisor restarts
 
 	// Stats are the shard actor's counters (mailbox, restarts, failure,
 	// heartbeat).
@@ -93,7 +96,6 @@ type Handle struct {
 	// loads its snapshot and replays the WAL: a replay must not see the
 	// WAL truncated under it by a snapshot its failed incarnation started.
 	snapMu          sync.Mutex
-	putSeq          uint64
 	snapshotting    bool
 	snapshotWaiters []chan<- error
 
@@ -143,17 +145,16 @@ type Handle struct {
 	keptByLog  atomic.Uint64
 }
 
-// New returns the handle of shard id. queue bounds the parts that may be
-// waiting for their WAL write at once (the node's requests in flight).
-func New(env *Env, id, queue int) *Handle {
-	h := &Handle{id: id, env: env, recovered: make(chan Recovery, 1), appliedSeq: math.MaxUint64}
+// New returns the handle of shard id, whose closed bars go to bars. queue
+// bounds the parts that may be waiting for their WAL write at once (the
+// node's requests in flight).
+func New(env *Env, id, queue int, bars *storage.ShardBars) *Handle {
+	h := &Handle{id: id, env: env, bars: bars, recovered: make(chan Recovery, 1), appliedSeq: math.MaxUint64}
 	h.Stats.Name, h.Stats.Parent, h.Stats.Kind = Name(id), "shards", "shard"
 	if env.Store != nil {
 		// At most queue parts wait for their WAL write per shard (the
-		// node's ingest gate), at most 2*maxPendingPuts+1 closed-bar
-		// writes (a failed round queued again behind the rest of its
-		// round) and one snapshot: sends to io never block.
-		h.io = make(chan ioJob, queue+2*maxPendingPuts+2)
+		// node's ingest gate), and one snapshot: sends to io never block.
+		h.io = make(chan ioJob, queue+2)
 	}
 	return h
 }

@@ -169,13 +169,11 @@ type OpenBarQuery struct {
 	Reply  chan<- OpenBarReply
 }
 
-// OpenBarReply answers an OpenBarQuery: the open bar, and the closed bars
-// of the series still on their way to the store (oldest first; they
-// replace any stored bar with the same open time).
+// OpenBarReply answers an OpenBarQuery: the open bar, if the symbol has
+// one.
 type OpenBarReply struct {
-	Bar     messages.Kline
-	OK      bool
-	Pending []messages.Kline
+	Bar messages.Kline
+	OK  bool
 }
 
 // SymbolsQuery asks a shard for its symbols.

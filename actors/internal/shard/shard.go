@@ -21,15 +21,6 @@ type shard struct {
 	// touched keeps applyIdx's loads of the trades it touches ahead of
 	// Apply from being optimised away (its value means nothing).
 	touched uintptr
-	// puts are closed-bar writes in flight on a durable store, oldest
-	// first (see writer.go). Each keeps its Delta (not yet released to the
-	// core) so a failed write can be queued again.
-	puts     []pendingPut
-	putFails int // consecutive failed writes, for the log
-
-	// recovering: startDurable is replaying (closed-bar writes are waited
-	// for by the shard itself, drainPuts).
-	recovering bool
 	// A WAL replay's progress (startDurable).
 	replayDelivering bool
 	replayed         int
@@ -74,8 +65,6 @@ func (s *shard) Receive(ctx actor.Context) {
 		h.io <- ioJob{part: p}
 	case *walDurable:
 		s.applyDurable(m.part)
-	case *putDone:
-		s.putOutcome(m.id, m.err)
 	case *snapshotDone:
 		s.snapshotFinished(m)
 	case *Tick:
@@ -85,10 +74,9 @@ func (s *shard) Receive(ctx actor.Context) {
 		}
 		s.applyTick(m.Now)
 	case *OpenBarQuery:
-		// The caller reads closed bars from the store next; those still on
-		// their way there come with the answer (no waiting for the disk).
+		// The caller reads the closed bars from the shard's ShardBars next.
 		k, ok := s.core.OpenBar(m.Symbol, m.Iv)
-		m.Reply <- OpenBarReply{Bar: k, OK: ok, Pending: s.pendingBars(nil, m.Symbol, m.Iv)}
+		m.Reply <- OpenBarReply{Bar: k, OK: ok}
 	case *Ping:
 		h.Stats.PingSent.Store(0)
 	case *SymbolsQuery:
@@ -501,24 +489,23 @@ func (s *shard) flush(deliver bool) error {
 		s.core.Release(d)
 		return nil
 	}
-	env := s.h.env
+	h := s.h
+	env := h.env
 	if env.Sink != nil {
-		env.Sink.Deliver(s.h.id, d)
+		env.Sink.Deliver(h.id, d)
 	}
 	env.Deltas.Add(1)
-	if len(d.Closed) == 0 {
-		s.core.Release(d)
-		return nil
+	// Closed bars (and runs) go to the shard's bar series in memory; a
+	// durable node stores them with its next snapshot (the WAL holds their
+	// trades until then).
+	err := h.bars.Put(d.Closed)
+	s.core.Release(d)
+	if err != nil {
+		return fmt.Errorf("shard %d: %w", h.id, err)
 	}
-	if env.Store == nil {
-		defer s.core.Release(d)
-		return env.Mem.PutKlines(d.Closed) // memory: cannot fail
+	if env.Store != nil && !h.snapshotting && h.bars.PendingBytes() > maxPendingChunkBytes {
+		s.startSnapshot(nil) // store the sealed chunks early
 	}
-	// A failed write is kept and retried (putOutcome); the trades that
-	// made these bars are in the WAL either way, so the caller need not
-	// fail. While recovering, the shard waits for its writes itself
-	// (drainPuts): its storage writer reports to the live incarnation.
-	s.queuePut(d, s.recovering)
 	return nil
 }
 
@@ -544,7 +531,6 @@ func (s *shard) startDurable() (Recovery, error) {
 	h := s.h
 	st := h.env.Store
 	var rec Recovery
-	s.recovering = true
 	h.snapMu.Lock() // no snapshot saved, no WAL truncated, while replaying
 	defer h.snapMu.Unlock()
 	covered, blob, ok, err := st.LoadSnapshot(h.id)
@@ -609,12 +595,6 @@ func (s *shard) startDurable() (Recovery, error) {
 			return rec, err
 		}
 	}
-	// The replay's closed bars are stored before the shard serves: its
-	// storage writer reports only the live incarnation's writes.
-	if err := s.drainPuts(); err != nil {
-		return rec, err
-	}
-	s.recovering = false
 	if h.inflight != nil {
 		// Its trades were applied above (or, if its append failed, are
 		// not in the WAL and the producer was told so); it is done.
