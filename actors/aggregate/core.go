@@ -423,6 +423,7 @@ func (c *Core) applyLate(slot int32, t *messages.Trade) Outcome {
 		}
 	}
 	c.updateBounds(slot)
+	s.lastAggID = t.AggID // a retried batch must not apply it again
 	c.stats.LateApplied++
 	c.stats.Applied++
 	return Applied

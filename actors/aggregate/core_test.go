@@ -335,6 +335,11 @@ func TestCoreLateTrades(t *testing.T) {
 			if o := c.Apply(&late); o != tt.want {
 				t.Fatalf("late trade: outcome %v, want %v", o, tt.want)
 			}
+			if tt.want == Applied {
+				if o := c.Apply(&late); o != Duplicate { // a retried batch
+					t.Fatalf("late trade applied again: outcome %v, want duplicate", o)
+				}
+			}
 			d := c.Ready()
 			defer c.Release(d)
 			if tt.want != Applied {
