@@ -26,6 +26,8 @@ type shard struct {
 	// core) so a failed write can be queued again.
 	puts     []pendingPut
 	putFails int // consecutive failed writes, for the log
+	// bars is flush's scratch for a Delta's closed entries, runs expanded.
+	bars []messages.Kline
 
 	// recovering: startDurable is replaying (closed-bar writes are waited
 	// for by the shard itself, drainPuts).
@@ -510,6 +512,7 @@ func (s *shard) flush(deliver bool) error {
 		s.core.Release(d)
 		return nil
 	}
+	s.expandRuns(d)
 	if env.Store == nil {
 		defer s.core.Release(d)
 		return env.Mem.PutKlines(d.Closed) // memory: cannot fail
@@ -520,6 +523,34 @@ func (s *shard) flush(deliver bool) error {
 	// (drainPuts): its storage writer reports to the live incarnation.
 	s.queuePut(d, s.recovering)
 	return nil
+}
+
+// expandRuns replaces the runs among d's closed entries (a gap's empty
+// bars as one Kline, Repeat > 0) with their bars, so the kline stores, the
+// closed-bar writes in flight (pendingBars) and their retries see single
+// bars. The sink has had d; it is the shard's until Release.
+//
+// TODO(series store): pass runs through.
+func (s *shard) expandRuns(d *aggregate.Delta) {
+	if cap(s.bars) < cap(d.Closed) {
+		// Sized with the core's buffers (one closed bar per series) when
+		// they grow, as symbols are added: not when the first run comes,
+		// in steady state.
+		s.bars = make([]messages.Kline, 0, cap(d.Closed))
+	}
+	runs := false
+	for i := range d.Closed {
+		if d.Closed[i].Repeat != 0 {
+			runs = true
+			break
+		}
+	}
+	if !runs {
+		return
+	}
+	s.bars = messages.ExpandRuns(s.bars[:0], d.Closed...)
+	d.Closed = append(d.Closed[:0], s.bars...)
+	clear(s.bars) // drop symbol references
 }
 
 // checkpoint records a memory-only shard's state in memory, so a restart
