@@ -144,7 +144,9 @@ func TestCheckpointSaveAllocatesNothing(t *testing.T) {
 				}
 				at += 1000
 				d := c.Ready()
-				closed += len(d.Closed)
+				for i := range d.Closed {
+					closed += int(d.Closed[i].Bars())
+				}
 				c.Release(d)
 				if err := c.SaveCheckpoint(&cp); err != nil {
 					t.Fatal(err)

@@ -116,10 +116,22 @@ type Stats struct {
 }
 
 // Delta is one batch of output, the core's Ready: every bar finalized since
-// the previous batch (in order per symbol and interval: closing updates,
-// gap fills, and late corrections of already-closed bars), then the current
-// state of every open bar that changed. A consumer persists Closed, then
-// publishes Closed followed by Open, then hands the Delta back with Release.
+// the previous batch (closing updates, gap fills, and late corrections of
+// already-closed bars), then the current state of every open bar that
+// changed. A consumer persists Closed, then publishes Closed followed by
+// Open, then hands the Delta back with Release.
+//
+// An entry of Closed may be a run (messages.Kline.Repeat > 0): the bar and
+// Repeat more bars of its series after it, one per period, equal to it but
+// for their times. Runs are gaps with no trades, headed by the closed bar
+// when that one was empty too (only such bars repeat: Kline.ValidRun), so a
+// roll emits at most two entries per series whatever the gap's length: the
+// closed bar, then the run of the gap. The entries of one series come in
+// order of open time, except corrections: a late trade re-emits, alone
+// (Repeat 0), the one closed bar it amended, which may lie inside a run
+// emitted earlier (in this Delta or a previous one). A consumer applies the
+// entries in order, a later bar replacing the same bar of an earlier run;
+// one that needs single bars expands them with messages.ExpandRuns.
 //
 // The Delta and its slices belong to the consumer until Release; the core
 // never writes to a Delta it handed out, so a slow consumer loses nothing.
@@ -163,7 +175,8 @@ type Core struct {
 	dirty        dirtySet         // symbol slots whose bars changed since the last Ready
 
 	// recent holds closed bars still inside the lateness window, so a late
-	// trade can amend them. Empty when AllowedLateness is 0.
+	// trade can amend them: single bars, also those of a run emitted as
+	// one entry (see emitClosed). Empty when AllowedLateness is 0.
 	recent map[recentKey]messages.Kline
 
 	watermark int64
@@ -423,6 +436,7 @@ func (c *Core) applyLate(slot int32, t *messages.Trade) Outcome {
 		}
 	}
 	c.updateBounds(slot)
+	s.lastAggID = t.AggID // a retried batch must not apply it again
 	c.stats.LateApplied++
 	c.stats.Applied++
 	return Applied
@@ -505,10 +519,15 @@ func (c *Core) fold(slot int32) {
 	*cur = messages.Kline{}
 }
 
-// roll closes interval i's open bar of slot, emits it and the empty bars of
-// any gap up to the bar containing to, and opens that bar as a placeholder
-// at the previous close. Rolling to a time inside the open bar is a no-op,
-// which makes clock/trade races harmless.
+// roll closes interval i's open bar of slot and opens the bar containing
+// to as a placeholder at the previous close. The closed bar and the empty
+// bars of any gap before the new one are emitted as at most two entries:
+// the closed bar, then one run (Repeat) for the whole gap; an empty closed
+// bar (a clock-opened placeholder, equal to the gap bars but for its time)
+// heads the run itself. The cost is O(1) in the gap's length (O(months)
+// for 1M), plus the bars of the gap inside the lateness window, which
+// recent keeps one by one. Rolling to a time inside the open bar is a
+// no-op, which makes clock/trade races harmless.
 func (c *Core) roll(slot int32, i int, to int64) {
 	iv := c.intervals[i]
 	b := &c.bars[int(slot)*c.n+i]
@@ -516,23 +535,76 @@ func (c *Core) roll(slot int32, i int, to int64) {
 	if target <= b.OpenTime {
 		return
 	}
+	gap := gapBars(iv, b.OpenTime, target)
 	closed := *b
 	closed.Closed = true
-	c.emitClosed(slot, closed)
 	prev := b.Close
-	for next := iv.Next(b.OpenTime); next < target; next = iv.Next(next) {
-		gap := emptyBar(b.Symbol, iv, next, prev)
-		gap.Closed = true
-		c.emitClosed(slot, gap)
+	if closed.ValidRun() {
+		closed.Repeat = gap
+		c.emitClosed(slot, closed, target)
+	} else {
+		c.emitClosed(slot, closed, target)
+		if gap > 0 {
+			run := emptyBar(b.Symbol, iv, iv.Next(b.OpenTime), prev)
+			run.Closed = true
+			run.Repeat = gap - 1
+			c.emitClosed(slot, run, target)
+		}
 	}
 	*b = emptyBar(b.Symbol, iv, target, prev)
 	c.dirty.mark(int(slot))
 }
 
-func (c *Core) emitClosed(slot int32, k messages.Kline) {
+// gapBars returns the number of bars of iv strictly between the bars
+// opening at open and at target (both aligned, open < target).
+func gapBars(iv messages.Interval, open, target int64) int64 {
+	if d := iv.Fixed(); d > 0 {
+		return (target-open)/d - 1
+	}
+	n := int64(0)
+	for next := iv.Next(open); next < target; next = iv.Next(next) {
+		n++
+	}
+	return n
+}
+
+// emitClosed appends the closed entry k (a bar, or a run of empty bars) to
+// the pending Delta, and keeps in recent each bar of it that a late trade
+// may still reach once the series' open bar is at openAt: those closing at
+// or after openAt − lateness (the symbol's lateBefore, which bounds late
+// trades, is at least openAt once the roll is done). Only the tail of a
+// run can qualify, so this costs at most lateness/period + 1 entries,
+// never the run's length.
+func (c *Core) emitClosed(slot int32, k messages.Kline, openAt int64) {
 	c.pending.Closed = append(c.pending.Closed, k)
-	if c.recent != nil && k.CloseTime >= c.syms[slot].lateBefore-c.lateness {
-		c.recent[recentKey{slot, k.Interval, k.OpenTime}] = k
+	if c.recent == nil {
+		return
+	}
+	limit := openAt - c.lateness
+	n := k.Repeat
+	k.Repeat = 0
+	if d := k.Interval.Fixed(); d > 0 {
+		// Walk back from the run's last bar while bars reach the window.
+		first := k.OpenTime
+		for j := n; j >= 0; j-- {
+			k.OpenTime = first + j*d
+			k.CloseTime = k.OpenTime + d - 1
+			if k.CloseTime < limit {
+				break
+			}
+			c.recent[recentKey{slot, k.Interval, k.OpenTime}] = k
+		}
+		return
+	}
+	for j := int64(0); ; j++ { // 1M: a run spans few months
+		if k.CloseTime >= limit {
+			c.recent[recentKey{slot, k.Interval, k.OpenTime}] = k
+		}
+		if j == n {
+			break
+		}
+		k.OpenTime = k.Interval.Next(k.OpenTime)
+		k.CloseTime = k.Interval.CloseTime(k.OpenTime)
 	}
 }
 
@@ -596,7 +668,7 @@ func (c *Core) RemoveSymbol(sym string) bool {
 	for i := 0; i < c.n; i++ {
 		k := c.bars[base+i]
 		k.Closed = true
-		c.emitClosed(slot, k)
+		c.pending.Closed = append(c.pending.Closed, k) // not kept in recent: the symbol is gone
 		c.bars[base+i] = messages.Kline{}
 	}
 	c.dirty.clear(int(slot))
@@ -654,10 +726,12 @@ func (c *Core) sizeForSymbols() {
 }
 
 // fit sizes d for a flush of every symbol: their open bars and one closed
-// bar per series. Buffers grow when a symbol is added, then, not when
+// entry per series. Buffers grow when a symbol is added, then, not when
 // trades and ticks come: a flush after the hour closes five bars of every
-// symbol at once, and would otherwise grow Closed hours into a run. (A
-// flush closing more than one bar per series on average still grows it.)
+// symbol at once, and would otherwise grow Closed again at each new high
+// hours later. A gap of any length is one entry (a run), or two after a bar
+// with trades, so only a flush that rolls most series across a gap after
+// trades, or that carries many corrections, still grows Closed.
 func (c *Core) fit(d *Delta) {
 	series := len(c.syms) * c.n
 	d.Open = reserve(d.Open, series)

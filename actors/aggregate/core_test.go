@@ -61,28 +61,51 @@ type fataler interface {
 	Fatalf(format string, args ...any)
 }
 
+// drain takes one Delta and records its bars, runs expanded. It checks
+// what Delta promises: runs are empty bars; the entries of one series come
+// in order of open time, but for corrections (allowed only with
+// allowCorrections), single bars that were closed before.
 func (c *collector) drain(t fataler, core *Core, allowCorrections bool) {
 	d := core.Ready()
-	for _, k := range d.Closed {
-		if !k.Closed {
-			t.Fatalf("bar in Closed not marked closed: %+v", k)
+	c.add(t, d, allowCorrections)
+	core.Release(d)
+}
+
+// add records d's bars (see drain).
+func (c *collector) add(t fataler, d *Delta, allowCorrections bool) {
+	end := map[seriesKey]int64{} // per series, the last bar of its latest in-order entry
+	for _, e := range d.Closed {
+		if e.Repeat < 0 || e.Repeat > 0 && !e.ValidRun() {
+			t.Fatalf("invalid run: %+v", e)
 		}
-		if c.closed[k.Key()] && !allowCorrections {
-			t.Fatalf("bar closed twice: %+v", k.Key())
+		sk := seriesKey{e.Symbol, e.Interval}
+		if last, ok := end[sk]; ok && e.OpenTime <= last {
+			if e.Repeat != 0 || !c.closed[e.Key()] {
+				t.Fatalf("entry out of order (after a bar at %d) and not a correction: %+v", last, e)
+			}
+		} else {
+			end[sk] = e.LastOpenTime()
 		}
-		c.closed[k.Key()] = true
-		c.bars[k.Key()] = k
+		for _, k := range messages.ExpandRuns(nil, e) {
+			if !k.Closed {
+				t.Fatalf("bar in Closed not marked closed: %+v", k)
+			}
+			if c.closed[k.Key()] && !allowCorrections {
+				t.Fatalf("bar closed twice: %+v", k.Key())
+			}
+			c.closed[k.Key()] = true
+			c.bars[k.Key()] = k
+		}
 	}
 	for _, k := range d.Open {
-		if k.Closed {
-			t.Fatalf("bar in Open marked closed: %+v", k)
+		if k.Closed || k.Repeat != 0 {
+			t.Fatalf("bar in Open marked closed or a run: %+v", k)
 		}
 		if c.closed[k.Key()] {
 			t.Fatalf("open update after close: %+v", k.Key())
 		}
 		c.bars[k.Key()] = k
 	}
-	core.Release(d)
 }
 
 type seriesKey struct {
@@ -109,6 +132,9 @@ type tradeSource struct {
 	nextAgg map[string]int64
 	nextRaw map[string]int64
 	trades  map[string][]messages.Trade
+	// rawGap leaves unused raw trade ids between consecutive trades, for
+	// late trades drawn later (drawLate).
+	rawGap int64
 }
 
 func (s *tradeSource) draw(rt *rapid.T, syms []string, maxJump int64) messages.Trade {
@@ -134,7 +160,7 @@ func (s *tradeSource) draw(rt *rapid.T, syms []string, maxJump int64) messages.T
 	).Draw(rt, "qty"))
 	first := s.nextRaw[sym]
 	last := first + rapid.Int64Range(0, 5).Draw(rt, "raw")
-	s.nextRaw[sym] = last + 1
+	s.nextRaw[sym] = last + 1 + s.rawGap
 	t := messages.Trade{
 		Symbol: sym, AggID: s.nextAgg[sym], Price: price, Quantity: qty,
 		FirstID: first, LastID: last, Time: s.now, BuyerMaker: rapid.Bool().Draw(rt, "m"),
@@ -144,31 +170,79 @@ func (s *tradeSource) draw(rt *rapid.T, syms []string, maxJump int64) messages.T
 	return t
 }
 
+// drawLate draws a late trade of sym at time at (before the symbol's open
+// bars), for a test that compares the core with the reference model, whose
+// bars are sorted by time. Its raw trade ids lie between those of the
+// trades around it in time (it takes half of the unused ids there), so the
+// core, which orders a late trade by its ids, agrees with the reference.
+// Its price is the price prevailing at its time (that of the latest trade
+// before it): a late trade then never changes a bar's close, and the gap
+// bars the core filled after a bar it amends keep the fill the reference
+// computes (the core amends only the bar a late trade falls in). ok is
+// false when the ids around at are used up.
+func (s *tradeSource) drawLate(rt *rapid.T, sym string, at int64) (t messages.Trade, ok bool) {
+	ts := s.trades[sym]
+	lo, hi := int64(-1), s.nextRaw[sym]
+	var prev *messages.Trade
+	for i := range ts {
+		tr := &ts[i]
+		if tr.Time <= at { // the late trade has the largest aggregate id: it sorts after equal times
+			lo = max(lo, tr.LastID)
+			if prev == nil || tr.Time > prev.Time || tr.Time == prev.Time && tr.AggID > prev.AggID {
+				prev = tr
+			}
+		} else {
+			hi = min(hi, tr.FirstID)
+		}
+	}
+	first := lo + (hi-lo)/2
+	last := first + rapid.Int64Range(0, 2).Draw(rt, "lateRaw")
+	if first <= lo || last >= hi {
+		return t, false
+	}
+	price := messages.Decimal(rapid.Uint64Range(1, 1000).Draw(rt, "latePrice")) // before every trade: any price
+	if prev != nil {
+		price = prev.Price
+	}
+	t = messages.Trade{
+		Symbol: sym, AggID: s.nextAgg[sym], Price: price,
+		Quantity: messages.Decimal(rapid.Uint64Range(0, uint64(messages.MaxDecimal)).Draw(rt, "lateQty")),
+		FirstID:  first, LastID: last, Time: at, BuyerMaker: rapid.Bool().Draw(rt, "lateM"),
+	}
+	s.nextAgg[sym]++
+	return t, true
+}
+
 // TestCoreMatchesReference drives the core with random trades (several
-// symbols, gaps up to weeks, boundaries), event-clock ticks, duplicates and
-// flushes at random points, and compares every bar of every interval with
-// the sort-and-group reference.
+// symbols, gaps up to weeks, boundaries), event-clock ticks, ticks far
+// ahead (long runs of gap bars), late trades (often inside such a run),
+// duplicates and flushes at random points, and compares every bar of every
+// interval, runs expanded, with the sort-and-group reference.
 func TestCoreMatchesReference(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		ivs := messages.AllIntervals()
-		maxJump := 10 * messages.Minute
+		maxJump, maxFar := 10*messages.Minute, 20*messages.Minute
+		latenesses := []int64{0, 90_000, 10 * messages.Minute}
 		if rapid.Bool().Draw(rt, "longGaps") {
 			// Gaps of weeks: drop the short periods, whose gap-filled bars
-			// would run into the millions.
+			// would run into the millions (in the reference and in the
+			// expanded output; the core emits runs).
 			ivs = ivs[messages.Interval1h-1:]
-			maxJump = 40 * messages.Day
+			maxJump, maxFar = 40*messages.Day, 90*messages.Day
+			latenesses = []int64{0, 10 * messages.Minute, 6 * messages.Hour}
 		}
-		core, err := New(Config{Intervals: ivs})
+		lateness := rapid.SampledFrom(latenesses).Draw(rt, "lateness")
+		core, err := New(Config{Intervals: ivs, AllowedLateness: lateness})
 		if err != nil {
 			rt.Fatal(err)
 		}
 		start := ms(rapid.SampledFrom(boundaryStarts).Draw(rt, "start"))
 		syms := []string{"AAA", "BBB", "CCC"}[:rapid.IntRange(1, 3).Draw(rt, "nsym")]
-		src := &tradeSource{now: start, nextAgg: map[string]int64{}, nextRaw: map[string]int64{}, trades: map[string][]messages.Trade{}}
+		src := &tradeSource{now: start, nextAgg: map[string]int64{}, nextRaw: map[string]int64{}, trades: map[string][]messages.Trade{}, rawGap: 1 << 30}
 		col := newCollector()
 		steps := rapid.IntRange(1, 60).Draw(rt, "steps")
 		for range steps {
-			switch rapid.IntRange(0, 9).Draw(rt, "action") {
+			switch rapid.IntRange(0, 11).Draw(rt, "action") {
 			case 7:
 				core.Tick(src.now) // event clock: the largest trade time so far
 			case 8:
@@ -180,7 +254,42 @@ func TestCoreMatchesReference(t *testing.T) {
 					}
 				}
 			case 9:
-				col.drain(rt, core, false)
+				col.drain(rt, core, lateness > 0)
+			case 10:
+				// The clock runs far ahead of the trades: every series
+				// rolls across a long gap.
+				src.now += rapid.Int64Range(0, maxFar).Draw(rt, "farTick")
+				core.Tick(src.now)
+			case 11:
+				sym := rapid.SampledFrom(syms).Draw(rt, "lateSym")
+				if lateness == 0 || len(src.trades[sym]) == 0 {
+					continue
+				}
+				// Just before the open bars, or beyond the window.
+				s := &core.syms[core.index[sym]]
+				at := s.lateBefore - rapid.Int64Range(1, lateness+lateness/4).Draw(rt, "lateBy")
+				tr, ok := src.drawLate(rt, sym, at)
+				if !ok {
+					continue
+				}
+				o := core.Apply(&tr)
+				// Accepted within the window, unless before a first bar.
+				first := src.trades[sym][0].Time
+				want := Applied
+				for _, iv := range ivs {
+					if at < iv.Align(first) {
+						want = LateDropped
+					}
+				}
+				if s.lateBefore-at > lateness {
+					want = LateDropped
+				}
+				if o != want {
+					rt.Fatalf("late trade %+v (%d ms before the open bars): outcome %v, want %v", tr, s.lateBefore-at, o, want)
+				}
+				if o == Applied {
+					src.trades[sym] = append(src.trades[sym], tr)
+				}
 			default:
 				tr := src.draw(rt, syms, maxJump)
 				if o := core.Apply(&tr); o != Applied {
@@ -188,7 +297,7 @@ func TestCoreMatchesReference(t *testing.T) {
 				}
 			}
 		}
-		col.drain(rt, core, false)
+		col.drain(rt, core, lateness > 0)
 		series := col.series()
 		for _, sym := range syms {
 			for _, iv := range ivs {
@@ -335,6 +444,11 @@ func TestCoreLateTrades(t *testing.T) {
 			if o := c.Apply(&late); o != tt.want {
 				t.Fatalf("late trade: outcome %v, want %v", o, tt.want)
 			}
+			if tt.want == Applied {
+				if o := c.Apply(&late); o != Duplicate { // a retried batch
+					t.Fatalf("late trade applied again: outcome %v, want duplicate", o)
+				}
+			}
 			d := c.Ready()
 			defer c.Release(d)
 			if tt.want != Applied {
@@ -444,8 +558,12 @@ func TestCoreClockRollsEverySymbol(t *testing.T) {
 	c.Tick(ms("2024-01-01T00:02:59Z"))     // stale
 	d := c.Ready()
 	defer c.Release(d)
-	if len(d.Closed) != 6 { // per symbol: the 00:00 bar, gap bars 00:01 and 00:02
-		t.Fatalf("closed %d bars, want 6: %+v", len(d.Closed), d.Closed)
+	// Per symbol: the 00:00 bar, then gap bars 00:01 and 00:02 as one run.
+	if len(d.Closed) != 4 {
+		t.Fatalf("closed %d entries, want 4: %+v", len(d.Closed), d.Closed)
+	}
+	if n := len(messages.ExpandRuns(nil, d.Closed...)); n != 6 {
+		t.Fatalf("closed %d bars, want 6: %+v", n, d.Closed)
 	}
 	// Open carries every open bar of a changed symbol; the new 1m bars are
 	// placeholders at the previous close.

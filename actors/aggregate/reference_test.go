@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/klinecast/klinecast/messages"
@@ -35,15 +36,25 @@ func refAlign(iv messages.Interval, t int64) int64 {
 	return day.Add(tm.Sub(day).Truncate(d)).UnixMilli()
 }
 
+// refDurations are the fixed periods as time.ParseDuration reads them.
+var refDurations = map[string]string{
+	"1s": "1s", "1m": "1m", "3m": "3m", "5m": "5m", "15m": "15m", "30m": "30m",
+	"1h": "1h", "2h": "2h", "4h": "4h", "6h": "6h", "8h": "8h", "12h": "12h",
+	"1d": "24h", "3d": "72h", "1w": "168h",
+}
+
+// refLengths caches refLength: it is asked once per reference bar.
+var refLengths sync.Map // messages.Interval → time.Duration
+
 func refLength(iv messages.Interval) time.Duration {
-	d, err := time.ParseDuration(map[string]string{
-		"1s": "1s", "1m": "1m", "3m": "3m", "5m": "5m", "15m": "15m", "30m": "30m",
-		"1h": "1h", "2h": "2h", "4h": "4h", "6h": "6h", "8h": "8h", "12h": "12h",
-		"1d": "24h", "3d": "72h", "1w": "168h",
-	}[iv.String()])
+	if d, ok := refLengths.Load(iv); ok {
+		return d.(time.Duration)
+	}
+	d, err := time.ParseDuration(refDurations[iv.String()])
 	if err != nil {
 		panic(fmt.Sprintf("refLength(%s): %v", iv, err))
 	}
+	refLengths.Store(iv, d)
 	return d
 }
 

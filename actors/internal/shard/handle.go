@@ -20,6 +20,7 @@ import (
 // reused once Deliver returns. Delivery is at least once: a shard that
 // restarts (after a panic) delivers again what it rebuilt since its last
 // checkpoint, so a sink must treat a bar it has seen as an update of it.
+// d.Closed may hold runs of empty bars (Repeat > 0; see aggregate.Delta).
 type DeltaSink interface {
 	Deliver(shard int, d *aggregate.Delta)
 }
