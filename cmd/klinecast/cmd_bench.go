@@ -26,11 +26,11 @@ import (
 
 // Bench is the `klinecast bench` subcommand.
 func (commands) Bench() command {
-	return command{summary: "reproducible benchmarks (bench pipeline)", run: runBench}
+	return command{summary: "reproducible benchmarks (bench pipeline|recovery|ingest|scale)", run: runBench}
 }
 
 const benchHelp = `
-Usage: klinecast bench pipeline|recovery|ingest [flags]
+Usage: klinecast bench pipeline|recovery|ingest|scale [flags]
 
 pipeline measures, in one run and on the same generated trades, the bare
 aggregation core on one goroutine and the whole actor pipeline (ingest
@@ -64,12 +64,22 @@ request (~16 trades a record over 64 shards).
 ingest measures HTTP ingest into a node on a temporary data dir, once per
 durability mode (klinecast bench ingest -h).
 
+scale measures the storage at market scale as a user runs it: two nodes of
+this binary as child processes (serve), a durable one (--durability batch)
+and a memory-only one, fed the same generated trades over HTTP one after
+the other (--scenario day: 2,000 symbols, 1M trades over 24h; quarter: the
+same over 90 days). It reports each node's trades/s and RSS, the data
+dir's size per closed bar, the time from a kill -9 and restart of the
+durable node to its exact answer, and klines query latency; progress and a
+table on stderr, JSON on stdout (klinecast bench scale -h).
+
 Examples:
   klinecast bench pipeline --json
   klinecast bench pipeline --trades 10000000 --symbols 1000 --batch 50000
   klinecast bench pipeline --durable sync --json
   klinecast bench recovery --trades 10000000 --symbols 2000 --json
   klinecast bench recovery --request 50000   # large records (~780 trades each)
+  klinecast bench scale --scenario day > day.json
 `
 
 type benchOptions struct {
@@ -208,12 +218,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return runBenchRecovery(ctx, args[1:], stdout, stderr)
 		case "ingest":
 			return runBenchIngest(ctx, args[1:], stdout, stderr)
+		case "scale":
+			return runBenchScale(ctx, args[1:], stdout, stderr)
 		case "-h", "--help", "-help":
 			fmt.Fprint(stdout, benchHelp)
 			return flag.ErrHelp
 		}
 	}
-	return usageErrorf("bench: want a benchmark name: pipeline, recovery or ingest")
+	return usageErrorf("bench: want a benchmark name: pipeline, recovery, ingest or scale")
 }
 
 func runBenchPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) error {
