@@ -273,9 +273,8 @@ func TestHealthReportsFailingStorage(t *testing.T) {
 }
 
 // TestQueryNeverWaitsForTheDisk: a klines query is answered while the
-// shard's closed-bar write is stuck in the store (a slow disk): the shard
-// hands the bars still on their way with its answer instead of waiting for
-// the write, and they are the exact bars.
+// snapshot's write of the shard's bar chunks is stuck in the store (a slow
+// disk): the bars are read from the shard's ShardBars in memory, exactly.
 func TestQueryNeverWaitsForTheDisk(t *testing.T) {
 	var writes atomic.Int64
 	var armed atomic.Bool
@@ -284,9 +283,9 @@ func TestQueryNeverWaitsForTheDisk(t *testing.T) {
 	scfg := storage.DefaultLocalConfig(t.TempDir())
 	scfg.Logger = slog.New(slog.DiscardHandler)
 	scfg.Faults = storage.FaultFunc(func(op storage.FaultOp) error {
-		// Armed: the request's WAL append passes, the closed-bar write
-		// after it hangs until released.
-		if op == storage.FaultWrite && armed.Load() && writes.Add(1) == 2 {
+		// Armed: the next write (a snapshot's bar chunks) hangs until
+		// released.
+		if op == storage.FaultWrite && armed.Load() && writes.Add(1) == 1 {
 			close(stuck)
 			<-release
 		}
@@ -308,11 +307,13 @@ func TestQueryNeverWaitsForTheDisk(t *testing.T) {
 	if err := n.Checkpoint(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	armed.Store(true)
 	if res, err := n.Ingest(context.Background(), trades[2000:]); err != nil || res.Accepted != 1000 {
 		t.Fatalf("ingest: %+v, %v", res, err)
 	}
-	<-stuck // the closed-bar write of that request hangs in the store
+	armed.Store(true)
+	snapshot := make(chan error, 1)
+	go func() { snapshot <- n.Checkpoint(context.Background()) }()
+	<-stuck // the snapshot's write of the bar chunks hangs in the store
 	off := aggregate.NewOffline(trades[0].Symbol, cfg.Intervals)
 	for i := range trades {
 		if err := off.Add(&trades[i]); err != nil {
@@ -337,4 +338,7 @@ func TestQueryNeverWaitsForTheDisk(t *testing.T) {
 		}
 	}
 	once.Do(func() { close(release) })
+	if err := <-snapshot; err != nil {
+		t.Fatalf("snapshot once the write is released: %v", err)
+	}
 }

@@ -28,9 +28,10 @@ type testAPI struct {
 }
 
 // eventNodeConfig is a memory-only event-clock node with every interval but
-// 1s (the tests cover days of trades).
+// 1s (the tests cover days of trades), keeping every bar (they compare
+// whole histories).
 func eventNodeConfig() actors.Config {
-	return actors.Config{Clock: actors.ClockEvent, Shards: 4, Cores: 2, Intervals: messages.AllIntervals()[1:]}
+	return actors.Config{Clock: actors.ClockEvent, Shards: 4, Cores: 2, Intervals: messages.AllIntervals()[1:], MemoryRetention: -1}
 }
 
 // startAPI starts a node with ncfg and serves it with hcfg. Both stop at
