@@ -211,6 +211,12 @@ func (b *chunkBuilder) appendBar(k *messages.Kline, skip int64) {
 	b.prevLast = k.LastTradeID
 }
 
+// payload returns the chunk's payload in a new slice of its size (one
+// allocation).
+func (b *chunkBuilder) payload() []byte {
+	return b.appendPayload(make([]byte, 0, 1+3*binary.MaxVarintLen64+len(b.buf)))
+}
+
 // appendPayload appends the chunk's payload (header and entries) to dst.
 func (b *chunkBuilder) appendPayload(dst []byte) []byte {
 	dst = append(dst, chunkVersion)

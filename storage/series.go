@@ -49,6 +49,9 @@ type ShardBars struct {
 	// read the store before a drop and the memory after it would miss the
 	// chunk, so it reads again (see Klines).
 	dropped atomic.Uint64
+	// sealed counts the chunks sealed since the ShardBars was made, grown
+	// the times a head's buffer grew (each allocates).
+	sealed, grown atomic.Uint64
 
 	mu struct {
 		sync.RWMutex
@@ -133,6 +136,10 @@ func (b *ShardBars) seriesFor(symbol string, iv messages.Interval) *series {
 	if s == nil {
 		s = &series{symbol: symbol, iv: iv, loaded: b.store == nil}
 		s.head.reset(iv)
+		// Room for a few dozen bars up front: a head then grows (and
+		// allocates) a few times in its series' life, not a dozen; after
+		// the first seal it keeps its buffer.
+		s.head.buf = make([]byte, 0, 512)
 		b.mu.series[key] = s
 	}
 	e.symbol, e.iv, e.s = symbol, iv, s
@@ -196,7 +203,11 @@ func (b *ShardBars) put(s *series, k *messages.Kline) error {
 	}
 	if !s.hasLast || k.OpenTime > s.last {
 		s.last, s.hasLast = k.LastOpenTime(), true
+		c0 := cap(s.head.buf)
 		s.head.add(k)
+		if cap(s.head.buf) != c0 {
+			b.grown.Add(1)
+		}
 		b.headChanged(s)
 		if s.head.full(b.sealBytes) {
 			b.seal(s)
@@ -246,8 +257,9 @@ func (b *ShardBars) markDirty(s *series) {
 
 // seal turns the head into a sealed chunk and starts an empty head.
 func (b *ShardBars) seal(s *series) {
+	b.sealed.Add(1)
 	b.mu.ver++
-	c := memChunk{first: s.head.first, last: s.head.last, bars: s.head.bars, payload: s.head.appendPayload(nil), ver: b.mu.ver}
+	c := memChunk{first: s.head.first, last: s.head.last, bars: s.head.bars, payload: s.head.payload(), ver: b.mu.ver}
 	s.chunks = append(s.chunks, c)
 	s.head.reset(s.iv)
 	b.mu.ver++
@@ -383,7 +395,7 @@ func (b *ShardBars) chunksOver(s *series, first, last int64) ([]chunkRef, error)
 func (b *ShardBars) amendChunk(s *series, ref chunkRef, piece messages.Kline) error {
 	var payload []byte
 	if ref.head {
-		payload = s.head.appendPayload(nil)
+		payload = s.head.payload()
 	} else {
 		payload = ref.payload
 	}
@@ -406,7 +418,7 @@ func (b *ShardBars) amendChunk(s *series, ref chunkRef, piece messages.Kline) er
 		b.headChanged(s)
 		return nil
 	}
-	if bytes.Equal(cb.appendPayload(nil), payload) {
+	if bytes.Equal(cb.payload(), payload) {
 		return nil
 	}
 	b.replaceChunk(s, &cb)
@@ -417,7 +429,7 @@ func (b *ShardBars) amendChunk(s *series, ref chunkRef, piece messages.Kline) er
 // memory with the same first open time if any.
 func (b *ShardBars) replaceChunk(s *series, cb *chunkBuilder) {
 	b.mu.ver++
-	c := memChunk{first: cb.first, last: cb.last, bars: cb.bars, payload: cb.appendPayload(nil), ver: b.mu.ver}
+	c := memChunk{first: cb.first, last: cb.last, bars: cb.bars, payload: cb.payload(), ver: b.mu.ver}
 	i, found := slices.BinarySearchFunc(s.chunks, c.first, func(m memChunk, t int64) int {
 		switch {
 		case m.first < t:
@@ -596,7 +608,7 @@ func (b *ShardBars) memChunks(symbol string, iv messages.Interval, start, end in
 		}
 	}
 	if s.head.bars > 0 && s.head.last >= start && s.head.first <= end {
-		dst = append(dst, storedChunk{first: s.head.first, payload: s.head.appendPayload(nil)})
+		dst = append(dst, storedChunk{first: s.head.first, payload: s.head.payload()})
 	}
 	return dst
 }
@@ -650,9 +662,17 @@ func appendChunkBars(dst []messages.Kline, symbol string, iv messages.Interval, 
 	return dst, nil
 }
 
-// SeriesCount returns how many series the shard's bars hold in memory.
-func (b *ShardBars) SeriesCount() int {
+// BarsStats describes a ShardBars.
+type BarsStats struct {
+	Series       int    // series in memory
+	Sealed       uint64 // chunks sealed so far (each allocates its payload)
+	HeadGrowths  uint64 // times a head's buffer grew (a young series' first chunk)
+	PendingBytes int    // sealed chunks waiting for WriteDirty
+}
+
+// Stats returns the ShardBars' counters.
+func (b *ShardBars) Stats() BarsStats {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	return len(b.mu.series)
+	return BarsStats{Series: len(b.mu.series), Sealed: b.sealed.Load(), HeadGrowths: b.grown.Load(), PendingBytes: b.mu.pending}
 }
