@@ -222,6 +222,11 @@ func FuzzChunkDecode(f *testing.F) {
 	})
 }
 
+type seriesKey struct {
+	symbol string
+	iv     messages.Interval
+}
+
 // barModel is the reference: every bar of every series, by open time.
 type barModel map[seriesKey]map[int64]messages.Kline
 

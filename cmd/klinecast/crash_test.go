@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -139,46 +141,60 @@ func TestCrashKill9LosesNothingAcknowledged(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process crash test")
 	}
-	dataDir := filepath.Join(t.TempDir(), "data")
-	rng := crashRand(t, 7)
-
-	trades, bodies, size := crashBatches(t, gen.Config{Symbols: gen.Symbols(6), Trades: 24_000, Span: 3 * 24 * time.Hour, Seed: 21})
-
-	next := 0 // first batch not yet acknowledged
-	for kill := 0; kill < 5; kill++ {
-		n := startCrashNode(t, dataDir)
-		// Acknowledge a random number of batches, then kill the node while
-		// the next request is in flight.
-		for stop := next + 1 + rng.IntN(25); next < stop && next < len(bodies)-1; next++ {
-			ok, err := n.post(bodies[next], size(next))
-			if err != nil {
+	for _, tc := range []struct {
+		name string
+		cfg  gen.Config
+		// minuteSample: the 1m bars are compared for one symbol in
+		// minuteSample (all of them for 1h and 1d): paging every 1m bar
+		// of 2,000 symbols over HTTP would take minutes.
+		minuteSample int
+	}{
+		{"busy: 6 symbols over 3 days", gen.Config{Symbols: gen.Symbols(6), Trades: 24_000, Span: 3 * 24 * time.Hour, Seed: 21}, 1},
+		// A market's breadth: most bars of most symbols are gap fills
+		// (runs), and most series' chunks are written by snapshots.
+		{"sparse: 2,000 symbols over 7 days", gen.Config{Symbols: gen.Symbols(2000), Trades: 30_000, Span: 7 * 24 * time.Hour, Seed: 22}, 50},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dataDir := filepath.Join(t.TempDir(), "data")
+			rng := crashRand(t, 7)
+			trades, bodies, size := crashBatches(t, tc.cfg)
+			next := 0 // first batch not yet acknowledged
+			for kill := 0; kill < 5; kill++ {
+				n := startCrashNode(t, dataDir)
+				// Acknowledge a random number of batches, then kill the node
+				// while the next request is in flight.
+				for stop := next + 1 + rng.IntN(25); next < stop && next < len(bodies)-1; next++ {
+					ok, err := n.post(bodies[next], size(next))
+					if err != nil {
+						n.Kill()
+						t.Fatal(err)
+					}
+					if !ok {
+						n.Kill()
+						t.Fatalf("batch %d refused by a healthy node\n%s", next, n.Stderr.String())
+					}
+				}
+				inflight := make(chan struct{})
+				go func() {
+					defer close(inflight)
+					n.post(bodies[next], size(next)) // outcome unknown: re-sent later
+				}()
 				n.Kill()
-				t.Fatal(err)
+				<-inflight
+				t.Logf("run %d: killed after %d acknowledged batches", kill, next)
 			}
-			if !ok {
-				n.Kill()
-				t.Fatalf("batch %d refused by a healthy node\n%s", next, n.Stderr.String())
-			}
-		}
-		inflight := make(chan struct{})
-		go func() {
-			defer close(inflight)
-			n.post(bodies[next], size(next)) // outcome unknown: re-sent later
-		}()
-		n.Kill()
-		<-inflight
-		t.Logf("run %d: killed after %d acknowledged batches", kill, next)
-	}
 
-	n := startCrashNode(t, dataDir)
-	defer n.stop()
-	for ; next < len(bodies); next++ {
-		ok, err := n.post(bodies[next], size(next))
-		if err != nil || !ok {
-			t.Fatalf("final run, batch %d: ok=%v err=%v\n%s", next, ok, err, n.Stderr.String())
-		}
+			n := startCrashNode(t, dataDir)
+			defer n.stop()
+			for ; next < len(bodies); next++ {
+				ok, err := n.post(bodies[next], size(next))
+				if err != nil || !ok {
+					t.Fatalf("final run, batch %d: ok=%v err=%v\n%s", next, ok, err, n.Stderr.String())
+				}
+			}
+			requireHTTPMatchesOfflineSampled(t, n.URL, trades, []messages.Interval{messages.Interval1m, messages.Interval1h, messages.Interval1d}, tc.minuteSample)
+		})
 	}
-	requireHTTPMatchesOffline(t, n.URL, trades, []messages.Interval{messages.Interval1m, messages.Interval1h, messages.Interval1d})
 }
 
 // TestCrashSecondNodeOnDataDirRefused starts two nodes on one data dir: the
@@ -208,11 +224,21 @@ func TestCrashSecondNodeOnDataDirRefused(t *testing.T) {
 // exact, except quote volumes (float sums: 1e-9 relative).
 func requireHTTPMatchesOffline(t *testing.T, url string, trades []messages.Trade, ivs []messages.Interval) {
 	t.Helper()
+	requireHTTPMatchesOfflineSampled(t, url, trades, ivs, 1)
+}
+
+// requireHTTPMatchesOfflineSampled is requireHTTPMatchesOffline comparing
+// intervals shorter than an hour for one symbol in minuteSample only (in
+// symbol order), the longer ones for every symbol.
+func requireHTTPMatchesOfflineSampled(t *testing.T, url string, trades []messages.Trade, ivs []messages.Interval, minuteSample int) {
+	t.Helper()
 	bySym := map[string][]messages.Trade{}
 	for _, tr := range trades {
 		bySym[tr.Symbol] = append(bySym[tr.Symbol], tr)
 	}
-	for sym, ts := range bySym {
+	syms := slices.Sorted(maps.Keys(bySym))
+	for si, sym := range syms {
+		ts := bySym[sym]
 		off := aggregate.NewOffline(sym, ivs)
 		for i := range ts {
 			if err := off.Add(&ts[i]); err != nil {
@@ -220,6 +246,9 @@ func requireHTTPMatchesOffline(t *testing.T, url string, trades []messages.Trade
 			}
 		}
 		for _, iv := range ivs {
+			if iv.Fixed() > 0 && iv.Fixed() < messages.Hour && si%minuteSample != 0 {
+				continue
+			}
 			want := off.Klines(iv)
 			var got []messages.Kline
 			for start := want[0].OpenTime; len(got) < len(want); {
