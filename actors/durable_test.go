@@ -3,12 +3,14 @@ package actors
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/klinecast/klinecast/internal/testkit"
 	"github.com/klinecast/klinecast/messages"
 	"github.com/klinecast/klinecast/storage"
 )
@@ -178,6 +180,73 @@ func ingestAllowingDuplicates(t testing.TB, n *Node, trades []messages.Trade, ba
 		res, err := n.Ingest(context.Background(), trades[i:end])
 		if err != nil || res.Accepted+res.Duplicates != end-i || len(res.Rejected) != 0 {
 			t.Fatalf("ingest batch at %d: %+v, %v", i, res, err)
+		}
+	}
+}
+
+// TestDurableRestartKeepsTheClock: after a crash between snapshots, every
+// symbol's bars reach the clock the node had, not only those of the shards
+// the last request touched (the others had it from ticks, which no WAL
+// holds): the node records its complete clock in the store and restarts
+// from it.
+func TestDurableRestartKeepsTheClock(t *testing.T) {
+	dir := t.TempDir()
+	trades := genTrades(t, 20, 4_000, 24*time.Hour, 12)
+	last := trades[len(trades)-1]
+	last.AggID += 1_000_000
+	last.FirstID, last.LastID = -1, -1
+	last.Time += 3 * time.Hour.Milliseconds() // the clock jumps, one symbol trades
+	last.EventTime = last.Time
+	cfg := eventConfig()
+	cfg.Intervals = []messages.Interval{messages.Interval1m, messages.Interval1h}
+	cfg.CheckpointInterval = time.Hour // no snapshot after the start
+	cfg.Logger = slog.New(slog.DiscardHandler)
+
+	st := openStore(t, dir)
+	cfg.Store = st
+	n, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ingestAll(t, n, append(trades, last), 500, nil)
+	syms, err := n.Symbols(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := map[string][]messages.Kline{}
+	for _, sym := range syms {
+		if before[sym], err = n.Klines(context.Background(), sym, messages.Interval1m, 0, 0, 1000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testkit.Eventually(t, 10*time.Second, func() error {
+		if c, err := st.Clock(); err != nil || c != last.Time {
+			return fmt.Errorf("recorded clock %d (%v), want %d", c, err, last.Time)
+		}
+		return nil
+	})
+	n.abandon()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	st = openStore(t, dir)
+	t.Cleanup(func() { st.Close() })
+	cfg.Store = st
+	n = testNode(t, cfg)
+	for _, sym := range syms {
+		after, err := n.Klines(context.Background(), sym, messages.Interval1m, 0, 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(after) != len(before[sym]) || after[len(after)-1].OpenTime != before[sym][len(before[sym])-1].OpenTime {
+			t.Fatalf("%s after the restart: %d bars up to %d, before: %d up to %d", sym, len(after), after[len(after)-1].OpenTime,
+				len(before[sym]), before[sym][len(before[sym])-1].OpenTime)
+		}
+		for i := range after {
+			if d := klineDiff(after[i], before[sym][i]); d != "" {
+				t.Fatalf("%s bar %d after the restart: %s", sym, i, d)
+			}
 		}
 	}
 }

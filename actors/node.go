@@ -165,13 +165,18 @@ func start(ctx context.Context, cfg Config, hk hooks) (*Node, error) {
 	n.env = &shard.Env{Core: n.coreConfig, Store: cfg.Store, Sink: cfg.Sink, System: n.system,
 		Life: n.life, Log: n.log, Deltas: &n.deltas, PartFailureLimit: hk.partFailureLimit,
 		Faults: hk.faults}
+	var recordClock func(int64)
+	if cfg.Store != nil {
+		recordClock = cfg.Store.RecordClock
+	}
 	n.shards = make([]*shard.Handle, cfg.Shards)
 	for i := range n.shards {
 		n.shards[i] = shard.New(n.env, i, cfg.MailboxSize, n.bars[i])
 	}
 	n.ingest = ingest.New(ingest.Config{System: n.system, Life: n.life, Log: n.log, Pool: pool, Shards: n.shards,
 		EventClock: cfg.Clock == ClockEvent, Durable: cfg.Store != nil, ChunkTrades: hk.chunkTrades,
-		MaxRequests: cfg.MailboxSize, MaxTrades: cfg.MaxInFlightTrades, BusyTimeout: cfg.BusyTimeout, Now: cfg.Now})
+		MaxRequests: cfg.MailboxSize, MaxTrades: cfg.MaxInFlightTrades, BusyTimeout: cfg.BusyTimeout, Now: cfg.Now,
+		RecordClock: recordClock})
 	for _, h := range n.shards {
 		n.healthNames = append(n.healthNames, h.Stats.Name)
 	}
@@ -250,7 +255,16 @@ func (n *Node) awaitRecovery(ctx context.Context) error {
 	// The clock restarts from the shards' complete clocks, not their
 	// watermarks: a shard whose part of the last request survived a power
 	// cut while another's did not is ahead, and the request, sent again,
-	// must not find its trades late on the others.
+	// must not find its trades late on the others. The clock the node
+	// recorded as complete counts too: shards no recent request touched
+	// had it from ticks only.
+	if n.store != nil {
+		recorded, err := n.store.Clock()
+		if err != nil {
+			return err
+		}
+		total.Clock = max(total.Clock, recorded)
+	}
 	n.ingest.SetClock(total.Clock)
 	if total.Records > 0 {
 		// Snapshot what was just replayed, so that a crash soon after does

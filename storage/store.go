@@ -35,6 +35,7 @@ type Store struct {
 	committerDone chan struct{} // closed when the committer has exited
 	stop          chan struct{} // closed by Close: background loops exit
 	bg            sync.WaitGroup
+	clock         atomic.Int64 // the newest RecordClock (clock.go)
 
 	// gate counts the calls using the backend; Close shuts it and waits
 	// for them, so nothing touches a closed backend.
@@ -167,6 +168,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	go s.commitLoop()
+	s.bg.Add(1)
+	go s.clockLoop()
 	if cfg.Durability == DurabilityBatch && !cfg.InMemory {
 		s.bg.Add(1)
 		go s.syncLoop()

@@ -52,6 +52,10 @@ type Config struct {
 	BusyTimeout time.Duration
 	// Now is the wall clock, for the future-time check of trades.
 	Now func() time.Time
+	// RecordClock, if set, is told the event clock each time every
+	// request up to it is applied (a durable node records it: see
+	// storage.Store.RecordClock).
+	RecordClock func(int64)
 }
 
 // Result is the answer to one ingest request, given once every accepted

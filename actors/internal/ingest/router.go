@@ -101,6 +101,12 @@ func (r *router) Receive(ctx actor.Context) {
 		if m.maxTime > r.watermark {
 			r.watermark = m.maxTime
 			r.tickAll(r.watermark)
+			if g.cfg.RecordClock != nil {
+				// Every request up to here is applied: a restart may
+				// start from this clock (the shards it did not touch
+				// have it from a tick only, which no WAL holds).
+				g.cfg.RecordClock(r.watermark)
+			}
 		}
 		m.done <- struct{}{}
 	case *clockTick:
