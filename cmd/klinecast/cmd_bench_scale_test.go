@@ -20,11 +20,11 @@ import (
 // is the trades; a per-bar size times the bars is the size). Timings are
 // not asserted.
 //
-// The kill comes after --settle 1s with --snapshot-interval 50ms, so the
-// durable node has snapshotted after its last request: a node killed
-// before that snapshot restarts with the open bars of some symbols behind
-// the clock until the next request (the bench reports that as exact
-// false; see BENCHMARKS.md, "Scale scenarios").
+// The kill comes after --settle 1s, with --snapshot-interval 50ms: the
+// durable node has recorded its clock (every 50 ms) and snapshotted after
+// its last request, 20 times over. (A node killed within 50 ms of its last
+// request may restart with some symbols' bars behind the clock until the
+// next request; the bench reports that as exact false.)
 func TestBenchScaleJSON(t *testing.T) {
 	bin := klinecastBin.Path(t)
 	var stdout, stderr bytes.Buffer
