@@ -180,3 +180,18 @@ func (s *Store) deleteChunksBefore(ctx context.Context, symbol string, iv messag
 	}
 	return len(dels), nil
 }
+
+// hasChunks reports whether the store holds any bar chunk (one seek). A
+// ShardBars asks when it is made: on a new data dir its series then have
+// no stored head to look for.
+func (s *Store) hasChunks() bool {
+	found := true // if the look fails: look for heads, as usual
+	_ = s.read(func() error {
+		it := s.be.iter(iterOptions{prefix: []byte{prefixChunk}})
+		defer it.close()
+		it.seek([]byte{prefixChunk})
+		found = it.valid()
+		return nil
+	})
+	return found
+}

@@ -41,9 +41,13 @@ import (
 // other for the same shard); queries call Klines from any goroutine. One
 // RWMutex per shard: no lock is shared across shards.
 type ShardBars struct {
-	store     *Store // nil: memory-only
-	retention int64  // memory-only: bars kept per series (0: all)
-	sealBytes int    // a head is sealed at this size (ChunkTargetBytes; tests lower it)
+	store *Store // nil: memory-only
+	// fresh: the store held no chunk when this ShardBars was made, so a
+	// series it creates has no stored head to load (it writes chunks only
+	// of series it holds, and it never forgets one).
+	fresh     bool
+	retention int64 // memory-only: bars kept per series (0: all)
+	sealBytes int   // a head is sealed at this size (ChunkTargetBytes; tests lower it)
 
 	// dropped counts chunks dropped from memory once stored: a query that
 	// read the store before a drop and the memory after it would miss the
@@ -75,6 +79,7 @@ const MemoryRetentionDefault = 1000
 // (0: every bar; durable nodes keep every bar, see Retention).
 func NewShardBars(store *Store, retention int) *ShardBars {
 	b := &ShardBars{store: store, retention: int64(retention), sealBytes: ChunkTargetBytes}
+	b.fresh = store == nil || !store.hasChunks()
 	b.mu.symbols = make(map[string]*symbolBars)
 	return b
 }
@@ -146,7 +151,7 @@ func (b *ShardBars) seriesOf(sb *symbolBars, symbol string, iv messages.Interval
 	if s := sb.byIv[iv]; s != nil {
 		return s
 	}
-	s := &series{symbol: symbol, iv: iv, loaded: b.store == nil}
+	s := &series{symbol: symbol, iv: iv, loaded: b.fresh}
 	s.head.reset(iv)
 	// Room for a few dozen bars up front: a head then grows (and
 	// allocates) a few times in its series' life, not a dozen; after the
