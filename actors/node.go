@@ -414,7 +414,10 @@ func (n *Node) Klines(ctx context.Context, symbol string, iv messages.Interval, 
 	}
 	// After the open bar: a bar that closes meanwhile is in the shard's
 	// bars by now, so none is missed.
-	bars, err := n.bars[messages.ShardOf(symbol, len(n.bars))].Klines(symbol, iv, lo, hi, fetch, nil)
+	// Sized once for a REST page (at most 1,000 bars and the open one);
+	// a larger limit (an embedding caller) grows it as needed.
+	dst := make([]messages.Kline, 0, min(limit, 1000)+1)
+	bars, err := n.bars[messages.ShardOf(symbol, len(n.bars))].Klines(symbol, iv, lo, hi, fetch, dst)
 	if err != nil {
 		return nil, fmt.Errorf("actors: klines %s %s: %w", symbol, iv, err)
 	}
