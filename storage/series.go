@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -384,15 +385,7 @@ func (b *ShardBars) chunksOver(s *series, first, last int64) ([]chunkRef, error)
 	}
 	// Sort by first open time; a memory version (later in refs) replaces
 	// the stored one.
-	slices.SortStableFunc(refs, func(a, b chunkRef) int {
-		switch {
-		case a.first < b.first:
-			return -1
-		case a.first > b.first:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(refs, func(a, b chunkRef) int { return cmp.Compare(a.first, b.first) })
 	out := refs[:0]
 	for _, r := range refs {
 		if n := len(out); n > 0 && out[n-1].first == r.first {
@@ -457,15 +450,7 @@ func (b *ShardBars) amendChunk(s *series, ref chunkRef, piece messages.Kline) er
 func (b *ShardBars) replaceChunk(s *series, cb *chunkBuilder) {
 	b.mu.ver++
 	c := memChunk{first: cb.first, last: cb.last, bars: cb.bars, payload: cb.payload(), ver: b.mu.ver}
-	i, found := slices.BinarySearchFunc(s.chunks, c.first, func(m memChunk, t int64) int {
-		switch {
-		case m.first < t:
-			return -1
-		case m.first > t:
-			return 1
-		}
-		return 0
-	})
+	i, found := slices.BinarySearchFunc(s.chunks, c.first, func(m memChunk, t int64) int { return cmp.Compare(m.first, t) })
 	var oldBytes int
 	var oldBars int64
 	if found {
@@ -593,15 +578,8 @@ func (b *ShardBars) Klines(symbol string, iv messages.Interval, start, end int64
 		b.mu.RUnlock()
 		break
 	}
-	slices.SortStableFunc(chunks, func(a, b storedChunk) int {
-		switch {
-		case a.first < b.first:
-			return -1
-		case a.first > b.first:
-			return 1
-		}
-		return 0
-	})
+	// By first open time; a memory version (later) replaces a stored one.
+	slices.SortStableFunc(chunks, func(a, b storedChunk) int { return cmp.Compare(a.first, b.first) })
 	want := int64(-1)
 	if limit > 0 {
 		want = int64(limit)
