@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/klinecast/klinecast/actors/internal/shard"
@@ -100,6 +101,15 @@ type Config struct {
 	// page); negative: keep every bar. A durable node keeps every bar (see
 	// Store).
 	MemoryRetention int
+	// Retention is how long a durable node keeps the closed bars of each
+	// interval listed (storage.Retention: "1s=7d,1m=365d"): every shard,
+	// after a snapshot and at most once a minute, deletes the stored
+	// chunks of its series whose bars all open more than the retention
+	// before the series' last bar. Intervals not listed keep every bar.
+	// Empty: keep everything. Every interval listed must be one of
+	// Intervals (Validate), and Start refuses a Retention without a Store
+	// (a memory-only node has MemoryRetention).
+	Retention storage.Retention
 	// Sink, if set, receives every Delta of every shard, at least once (see
 	// DeltaSink). It is called on the shard's goroutine and must not block
 	// or keep the Delta.
@@ -247,6 +257,16 @@ func (c *Config) Validate() error {
 	for _, iv := range c.Intervals {
 		if !iv.Valid() {
 			errs = append(errs, fmt.Errorf("%w: %v", messages.ErrUnknownInterval, iv))
+		}
+	}
+	if err := c.Retention.Validate(); err != nil {
+		bad("Retention", c.Retention, err.Error())
+	} else {
+		for iv := range c.Retention {
+			if !slices.Contains(c.Intervals, iv) {
+				bad("Retention", c.Retention, "intervals among those aggregated ("+messages.FormatIntervals(c.Intervals)+"), not "+iv.String())
+				break
+			}
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -327,7 +327,7 @@ func TestQueryNeverWaitsForTheDisk(t *testing.T) {
 	defer cancel()
 	got, err := n.Klines(ctx, trades[0].Symbol, messages.Interval1m, want[0].OpenTime, 0, 1<<30)
 	if err != nil {
-		t.Fatalf("klines while a closed-bar write hangs: %v", err)
+		t.Fatalf("klines while a chunk write hangs: %v", err)
 	}
 	if len(got) != len(want) {
 		t.Fatalf("%d bars, want %d", len(got), len(want))

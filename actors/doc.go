@@ -40,11 +40,12 @@
 // part only once its storage writer reports the append durable; Ingest
 // answers once every part is applied. A WAL record stores the clock before
 // and after its trades, so a replay makes exactly the decisions the live
-// shard made. Closed bars and snapshots are written the same way: the
-// shard hands them to its storage writer and learns the outcome as a
-// message, so a shard never waits for the disk and a query never waits for
-// a write (it gets the closed bars still on their way to the store with
-// its answer). On start, and after a panic, a shard loads its snapshot and
+// shard made. Closed bars go to the shard's bar series in memory
+// (storage.ShardBars, chunked, runs of gap fills as one entry); a snapshot
+// is written the same way as an append: the shard hands it to its storage
+// writer, which first stores the chunks the shard sealed or changed, and
+// learns the outcome as a message, so a shard never waits for the disk and
+// a query never waits for a write. On start, and after a panic, a shard loads its snapshot and
 // replays its WAL. A memory-only node keeps the same guarantees against
 // panics with an in-memory checkpoint and an input log.
 //
@@ -80,8 +81,8 @@
 //
 // Node's methods are safe for concurrent use. A shard's state is touched
 // only by its actor (one message at a time); the only state shared across
-// shards is counters (typed atomics) and the memory kline store (locked
-// per partition of symbols).
+// shards is counters (typed atomics); each shard's bar series has a lock
+// of its own, shared only with the queries that read it.
 //
 // # Imports
 //

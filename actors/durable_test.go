@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -248,5 +249,75 @@ func TestDurableRestartKeepsTheClock(t *testing.T) {
 				t.Fatalf("%s bar %d after the restart: %s", sym, i, d)
 			}
 		}
+	}
+}
+
+// TestDurableRetention: a durable node with a 1m retention of 2 days
+// deletes, after a snapshot, the 1m bars of a 10-day series that open
+// more than 2 days before its last; its 1h bars and the recent 1m bars
+// stay. Retention is refused without a store and for an interval the
+// node does not aggregate.
+func TestDurableRetention(t *testing.T) {
+	day := 24 * time.Hour
+	m1 := messages.Interval1m
+	ret := storage.Retention{m1: 2 * day}
+	memCfg := Config{Clock: ClockEvent, Intervals: []messages.Interval{m1, messages.Interval1h}, Retention: ret}
+	if _, err := Start(context.Background(), memCfg); err == nil || !strings.Contains(err.Error(), "Retention") {
+		t.Fatalf("retention on a memory-only node: %v", err)
+	}
+	bad := DefaultConfig()
+	bad.Intervals, bad.Retention = []messages.Interval{messages.Interval1h}, ret
+	var fe *FieldError
+	if err := bad.Validate(); !errors.As(err, &fe) || fe.Field != "Retention" || !strings.Contains(err.Error(), "not 1m") {
+		t.Fatalf("retention of an interval not aggregated: %v", err)
+	}
+
+	st := openStore(t, t.TempDir())
+	t.Cleanup(func() { st.Close() })
+	cfg := memCfg
+	cfg.Store = st
+	cfg.Shards = 2
+	cfg.CheckpointInterval = time.Hour // checkpoints happen where the test says
+	n := testNode(t, cfg)
+	// One trade every 10 minutes for 10 days: chunks of a few days.
+	start := messages.Interval1d.Align(1_700_000_000_000)
+	var trades []messages.Trade
+	for i := range int64(10 * 24 * 6) {
+		trades = append(trades, messages.Trade{Symbol: "RETUSDT", AggID: i + 1, Price: messages.Decimal(100_000_000 + i%97), Quantity: 1_000,
+			FirstID: i + 1, LastID: i + 1, Time: start + i*10*messages.Minute + 1})
+	}
+	ingestAll(t, n, trades, 100, nil)
+	ctx := context.Background()
+	lastTrade := trades[len(trades)-1].Time
+	old := func() int {
+		t.Helper()
+		got, err := n.Klines(ctx, "RETUSDT", m1, start, start+messages.Day, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(got)
+	}
+	if got := old(); got != 1000 {
+		t.Fatalf("before retention: %d old bars", got)
+	}
+	if err := n.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The shard's storage writer enforces retention after the snapshot.
+	deadline := time.Now().Add(10 * time.Second)
+	for old() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("old 1m bars still there after the snapshot: %d", old())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	from := m1.Align(lastTrade) - messages.Day
+	recent, err := n.Klines(ctx, "RETUSDT", m1, from, lastTrade, 1000)
+	if err != nil || len(recent) != 1000 || recent[0].OpenTime != from {
+		t.Fatalf("recent 1m bars: %d, %v", len(recent), err)
+	}
+	hours, err := n.Klines(ctx, "RETUSDT", messages.Interval1h, start, lastTrade, 1000)
+	if err != nil || len(hours) != 10*24 {
+		t.Fatalf("1h bars (no retention): %d, %v", len(hours), err)
 	}
 }

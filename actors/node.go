@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -124,6 +125,11 @@ func start(ctx context.Context, cfg Config, hk hooks) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if len(cfg.Retention) > 0 && cfg.Store == nil {
+		return nil, fmt.Errorf("actors: invalid config: %w", &FieldError{Field: "Retention", Value: cfg.Retention,
+			Want: "none on a memory-only node (no Store; it keeps MemoryRetention bars per series)"})
+	}
+	cfg.Retention = maps.Clone(cfg.Retention) // the caller's map may change
 	n := &Node{cfg: cfg, hooks: hk, log: cfg.Logger, started: time.Now(), queries: make(chan struct{}, cfg.MaxQueries)}
 	n.life = lifecycle.New(n.log)
 	n.coreConfig = aggregate.Config{
@@ -162,7 +168,7 @@ func start(ctx context.Context, cfg Config, hk hooks) (*Node, error) {
 	n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return n.log.With("lib", "protoactor")
 	}))
-	n.env = &shard.Env{Core: n.coreConfig, Store: cfg.Store, Sink: cfg.Sink, System: n.system,
+	n.env = &shard.Env{Core: n.coreConfig, Store: cfg.Store, Retention: cfg.Retention, Sink: cfg.Sink, System: n.system,
 		Life: n.life, Log: n.log, Deltas: &n.deltas, PartFailureLimit: hk.partFailureLimit,
 		Faults: hk.faults}
 	var recordClock func(int64)
@@ -302,6 +308,7 @@ func (n *Node) Config() Config {
 	c := n.cfg
 	c.Intervals = slices.Clone(c.Intervals)
 	c.Symbols = slices.Clone(c.Symbols)
+	c.Retention = maps.Clone(c.Retention)
 	return c
 }
 

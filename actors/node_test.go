@@ -549,8 +549,8 @@ func TestNodeIngestAllocatesNothingInSteadyState(t *testing.T) {
 		ingest()
 	}
 	// Counted exactly (testing.AllocsPerRun rounds down: 149 in 150 runs
-	// would read 0). Not required to be 0: a kline store slab per ~4,096
-	// closed bars, and the Go runtime refilling its own caches (a parked
+	// would read 0). Not required to be 0: sealed chunks and growing heads
+	// (counted below), and the Go runtime refilling its own caches (a parked
 	// worker's sudog, protoactor's type-switch cache) allocate a few
 	// objects over the whole run; an allocation per request would be 150.
 	const runs = 150

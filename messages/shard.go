@@ -2,7 +2,7 @@ package messages
 
 // ShardOf maps a symbol to one of shards buckets with FNV-1a, a stable
 // hash: the same in every process and version. Shard placement, the data
-// dir's layout and the memory kline store's partitions depend on it, so it
+// dir's layout and which shard's bar series holds a symbol depend on it, so it
 // must never change (a test pins its values). It allocates nothing.
 func ShardOf(symbol string, shards int) int {
 	h := uint32(2166136261)

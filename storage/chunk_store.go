@@ -147,38 +147,126 @@ func (s *Store) lastChunk(symbol string, iv messages.Interval) (storedChunk, boo
 	return s.chunkAt(symbol, iv, maxOpenTime)
 }
 
-// deleteChunksBefore deletes the stored chunks of (symbol, iv) whose every
-// bar opens before cutoff (the next chunk opens at or before it), and
-// reports how many it deleted.
-func (s *Store) deleteChunksBefore(ctx context.Context, symbol string, iv messages.Interval, cutoff int64) (int, error) {
+// deleteChunksBefore deletes the stored chunks of (symbol, iv) all of
+// whose bars open before cutoff, and returns their first open times, in
+// order. A chunk followed by one opening at or before cutoff qualifies by
+// the keys alone; the last one opening before cutoff is checked by its
+// header (which gives its last bar). Chunks opening at or after cutoff are
+// never read. A corrupt chunk that must be read fails the call.
+func (s *Store) deleteChunksBefore(ctx context.Context, symbol string, iv messages.Interval, cutoff int64) ([]int64, error) {
 	prefix := appendChunkSeriesPrefix(nil, symbol, iv)
 	var dels []kvOp
+	var firsts []int64
 	err := s.read(func() error {
+		var prev []byte
+		var prevFirst int64
+		// settle decides on prev, given the first open time of the chunk
+		// after it (ok: there is one).
+		settle := func(next int64, ok bool) error {
+			if prev == nil {
+				return nil
+			}
+			del := ok && next <= cutoff
+			if !del {
+				last, err := s.chunkLastOpen(prev, iv, prevFirst)
+				if err != nil {
+					return err
+				}
+				del = last < cutoff
+			}
+			if del {
+				dels = append(dels, kvOp{key: prev, del: true})
+				firsts = append(firsts, prevFirst)
+			}
+			prev = nil
+			return nil
+		}
 		it := s.be.iter(iterOptions{prefix: prefix})
 		defer it.close()
-		var prev []byte
+		n := 0
 		for it.seek(prefix); it.valid(); it.next() {
+			if n++; n&1023 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
 			_, _, first, ok := parseChunkKey(it.key())
 			if !ok {
 				return corruptf(it.key(), "malformed chunk key")
 			}
-			if first > cutoff {
-				break
+			if err := settle(first, true); err != nil {
+				return err
 			}
-			if prev != nil {
-				dels = append(dels, kvOp{key: prev, del: true})
+			if first >= cutoff {
+				return nil
 			}
-			prev = slices.Clone(it.key())
+			prev, prevFirst = slices.Clone(it.key()), first
+		}
+		return settle(0, false)
+	})
+	if err != nil || len(dels) == 0 {
+		return nil, err
+	}
+	if err := s.write(ctx, dels, spaceAny, s.syncUnlessNone(), nil); err != nil {
+		return nil, fmt.Errorf("storage: delete %d chunks of %s %s: %w", len(dels), symbol, iv, err)
+	}
+	return firsts, nil
+}
+
+// chunkLastOpen reads the header of the chunk under key (whose first bar
+// opens at first) and returns its last bar's open time.
+func (s *Store) chunkLastOpen(key []byte, iv messages.Interval, first int64) (int64, error) {
+	var last int64
+	err := s.be.get(key, func(v []byte) error {
+		p, err := openRecord(key, v, kindChunk)
+		if err != nil {
+			return err
+		}
+		h, _, err := parseChunkHeader(p)
+		if err != nil {
+			return corruptf(key, "%v", err)
+		}
+		var ok bool
+		if last, ok = advanceChecked(iv, first, h.span); !ok {
+			return corruptf(key, "chunk spans %d periods from %d: beyond any time", h.span, first)
 		}
 		return nil
 	})
-	if err != nil || len(dels) == 0 {
-		return 0, err
+	return last, err
+}
+
+// Symbols returns the symbols that have stored bar chunks, sorted. It
+// costs one seek per symbol, not a scan of the chunks. Bars a ShardBars
+// holds in memory only (not yet written by WriteDirty) are not counted.
+func (s *Store) Symbols() ([]string, error) {
+	var out []string
+	err := s.read(func() error {
+		var err error
+		out, err = s.symbols(context.Background())
+		return err
+	})
+	return out, err
+}
+
+func (s *Store) symbols(ctx context.Context) ([]string, error) {
+	it := s.be.iter(iterOptions{prefix: []byte{prefixChunk}})
+	defer it.close()
+	var out []string
+	for it.seek([]byte{prefixChunk}); it.valid(); {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		sym, _, _, ok := parseChunkKey(it.key())
+		if !ok {
+			return nil, corruptf(it.key(), "malformed chunk key")
+		}
+		out = append(out, string(sym))
+		// Past every key of the symbol: 'b' | len | symbol | 0xff...
+		next := append([]byte{prefixChunk, byte(len(sym))}, sym...)
+		it.seek(append(next, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff))
 	}
-	if err := s.write(ctx, dels, spaceAny, s.syncUnlessNone(), nil); err != nil {
-		return 0, fmt.Errorf("storage: delete %d chunks of %s %s: %w", len(dels), symbol, iv, err)
-	}
-	return len(dels), nil
+	slices.Sort(out)
+	return out, nil
 }
 
 // hasChunks reports whether the store holds any bar chunk (one seek). A

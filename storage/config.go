@@ -109,7 +109,7 @@ type Config struct {
 	ValueLogFileSize int64
 
 	// DiskReserve is the free space, in bytes, below which WAL appends and
-	// PutKlines fail with ErrUnavailable (snapshots and checkpoints until
+	// bar chunk writes (ShardBars.WriteDirty) fail with ErrUnavailable (snapshots and checkpoints until
 	// half of it, deletes always). badger writes through memory-mapped,
 	// sparsely allocated files, so a truly full disk crashes the process
 	// with SIGBUS instead of returning ENOSPC: the reserve is how klinecast
@@ -137,6 +137,9 @@ type Config struct {
 	// Faults, when non-nil, is consulted before every write and fsync and
 	// can fail them (tests of ErrUnavailable handling). Nil in production.
 	Faults FaultInjector
+
+	// upgrade are test seams of the format-1 upgrade (migrate.go).
+	upgrade upgradeHooks
 }
 
 // Defaults used for zero Config fields.

@@ -1,5 +1,6 @@
 // Package storage owns everything klinecast keeps on disk: the trade WAL,
-// the closed-kline store, shard snapshots and consumer checkpoints (SPEC §4).
+// the closed bars (chunked series, ShardBars), shard snapshots and
+// consumer checkpoints (SPEC §4).
 // It is a concrete facade, *Store, over a narrow key-value backend: badger
 // (github.com/dgraph-io/badger/v4) in production, an in-memory B-tree for
 // tests (Config.InMemory). Both pass the same conformance tests.
@@ -12,19 +13,22 @@
 //
 // # Using it
 //
-//	s, err := storage.Open(ctx, storage.DefaultConfig(dataDir)) // ErrLocked if in use
+//	s, err := storage.Open(ctx, storage.DefaultConfig(dataDir)) // ErrLocked if in use; upgrades a format-1 dir first
 //	err = s.CheckLayout(ctx, storage.Layout{Shards: n, Intervals: ivs}) // ErrLayoutMismatch: refuse to start
+//	bars := storage.NewShardBars(s, 0)                // per shard: its closed bars
 //	// recovery, per shard:
 //	covered, blob, ok, err := s.LoadSnapshot(shard)   // restore the shard from blob
-//	err = s.ReplayWAL(ctx, shard, covered, apply)     // then the WAL tail, in order
+//	err = s.ReplayWAL(ctx, shard, covered, apply)     // then the WAL tail, in order (apply puts its closed bars again)
 //	// ingest: durable before the 200
 //	seq, err := s.AppendBatch(ctx, shard, &batch)     // ErrUnavailable -> 503
-//	// flush (closed bars first, then the snapshot that covers them):
-//	err = s.PutKlines(ctx, closedBars)
+//	err = bars.Put(closedBars)                        // as the shard closes them: memory only, never waits for the disk
+//	// snapshot (closed bars first, then the snapshot that covers them):
+//	_, err = bars.WriteDirty(ctx)
 //	err = s.SaveSnapshot(ctx, shard, lastAppliedSeq, encodedShardState)
 //	_, err = s.TruncateWAL(ctx, shard, lastAppliedSeq)
-//	// serving:
-//	bars, err := s.Klines(sym, iv, start, end, limit, bars[:0])
+//	n, err := bars.EnforceRetention(ctx, retention)   // now and then, after a snapshot
+//	// serving, from any goroutine:
+//	ks, err := bars.Klines(sym, iv, start, end, limit, ks[:0])
 //	err = s.PutCheckpoint(ctx, consumer, ackedSeq)
 //	h := s.Health()                                   // for the health monitor: ok/degraded/failed
 //	err = s.Close()
@@ -39,7 +43,7 @@
 // format version of meta/format). The node calls CheckLayout(ctx, want)
 // after Open and before any recovery:
 //
-//   - a new data dir (no WAL record, snapshot, kline or checkpoint):
+//   - a new data dir (no WAL record, snapshot, bar or checkpoint):
 //     want is recorded and fsynced;
 //   - a recorded layout: it must equal want (intervals as sets), else the
 //     error wraps ErrLayoutMismatch, a *LayoutMismatchError whose message
@@ -54,8 +58,9 @@
 //     snapshots, exactly shards 0..n-1, shows it ran with n shards. want
 //     is adopted (recorded, with a warning) only if snapshots exist for
 //     exactly shards 0..want.Shards-1 and no shard at or beyond
-//     want.Shards has a WAL record; a dir with only klines and
-//     checkpoints (nothing per shard) is adopted too. Anything else is
+//     want.Shards has a WAL record; a dir with only bars (chunks, or the
+//     per-bar klines of a format-1 dir) and checkpoints (nothing per
+//     shard) is adopted too. Anything else is
 //     refused with ErrLayoutMismatch: data of shard k >= want.Shards ("at
 //     least k+1 shards"), a complete round for fewer shards ("written with
 //     m shards: start with --shards m"), or an incomplete round (the old
@@ -96,8 +101,9 @@
 //   - none: no fsync until Close.
 //
 // Independently of the mode, SaveSnapshot, PutCheckpoint and
-// DeleteCheckpoint are fsynced before they return, and PutKlines and
-// TruncateWAL are fsynced unless the mode is none. Stats().DurableSeq is
+// DeleteCheckpoint are fsynced before they return, and ShardBars.WriteDirty,
+// retention's deletions and TruncateWAL are fsynced unless the mode is
+// none. Stats().DurableSeq is
 // the last sequence known to be fsynced.
 //
 // # Failures
@@ -120,10 +126,10 @@
 // kills the process with SIGBUS inside badger instead of returning ENOSPC
 // (verified on a full tmpfs). The Store therefore keeps a free-space
 // reserve (Config.DiskReserve, default 2 value-log files + 12 memtables +
-// 32 MiB = 256 MiB): below it, AppendBatch and PutKlines fail with
+// 32 MiB = 256 MiB): below it, AppendBatch and ShardBars.WriteDirty fail with
 // ErrUnavailable; below half of it SaveSnapshot and PutCheckpoint do too;
-// deletions (TruncateWAL) always proceed, since they are how space comes
-// back. Free space is checked with statfs once per group commit (Linux;
+// deletions (TruncateWAL, retention) always proceed, since they are how
+// space comes back. Free space is checked with statfs once per group commit (Linux;
 // elsewhere the check is skipped).
 //
 // Health() reports this as a component state, cheaply (one fstatfs of
@@ -165,8 +171,9 @@
 // that appear while running (only a test's fault hook makes those) are
 // truncated as a torn tail by ReplayWAL too.
 //
-// Corrupt klines, snapshots and checkpoints fail the read with a
-// *CorruptError; Repair does not apply to them.
+// Corrupt chunks, snapshots and checkpoints fail the read with a
+// *CorruptError; Repair does not apply to them (it does to the per-bar
+// klines of a format-1 dir being upgraded: see "Upgrading format 1").
 //
 // # Key formats
 //
@@ -174,7 +181,9 @@
 // big-endian so that byte order is numeric order.
 //
 //	WAL record   'w' (0x77) | shard uint16 | seq uint64                  11 bytes
+//	chunk        'b' (0x62) | len uint8 | symbol (len bytes) | interval uint8 | first_open uint64
 //	kline        'k' (0x6b) | len uint8 | symbol (len bytes) | interval uint8 | open_time uint64
+//	             (format-1 dirs only: one key per bar; Open converts them into chunks)
 //	snapshot     's' (0x73) | shard uint16                                3 bytes
 //	checkpoint   'c' (0x63) | consumer name (1..255 bytes, to the end of the key)
 //	meta         'm' (0x6d) | name: "format" (format version), "seqs" (sequence counters),
@@ -184,12 +193,15 @@
 // range, replayed with one seek and a forward scan, and truncated as a
 // prefix of that range.
 //
-// Kline keys: the symbol is length-prefixed, so "BTC" and "BTCUSDT" never
+// Chunk keys: the symbol is length-prefixed, so "BTC" and "BTCUSDT" never
 // share a range; interval is messages.Interval's code (1 = 1s ... 16 = 1M);
-// open_time is the int64 millisecond open time XOR 1<<63 (sign bit
-// flipped), so negative times sort before positive ones. A range query
-// (symbol, interval, start..end) is one seek plus a forward scan of exactly
-// the answer; Symbols skip-scans one seek per symbol.
+// first_open is the int64 millisecond open time of the chunk's first bar
+// XOR 1<<63 (sign bit flipped), so byte order is time order. One series is
+// one contiguous key range; its chunks never overlap. A range query
+// (symbol, interval, start..end) is one reverse seek for the chunk holding
+// start plus a forward scan of the chunks opening up to end; Symbols
+// skip-scans one seek per symbol. Format-1 kline keys were laid out the
+// same way, one per bar.
 //
 // # Values
 //
@@ -197,7 +209,8 @@
 //
 //	offset  size  field
 //	0       4     CRC-32C (Castagnoli), big-endian, of value[4:] followed by the key
-//	4       1     kind: 1 WAL record, 2 kline, 3 snapshot, 4 checkpoint, 5 meta
+//	4       1     kind: 1 WAL record, 2 kline (format 1 only), 3 snapshot,
+//	              4 checkpoint, 5 meta, 6 chunk
 //	5       4     payload length n, big-endian (must equal len(value) - 9)
 //	9       n     payload
 //
@@ -209,18 +222,84 @@
 //	             clock ticks); its seq
 //	             field is written as 0 and ignored: the key's seq is authoritative.
 //	             At most min(64 MiB, ValueLogFileSize - 89) bytes.
-//	kline        messages.AppendKlineMsgpack; symbol, interval and open time
-//	             must match the key.
+//	chunk        the chunk payload of chunk.go ("Chunks"): version byte (1),
+//	             bars, entries and span (uvarints), then the entries: bars
+//	             as deltas from the previous bar, runs of empty bars as one
+//	             entry. Symbol, interval and the first open time come from
+//	             the key.
+//	kline        (format 1 only) messages.AppendKlineMsgpack; symbol,
+//	             interval and open time must match the key.
 //	snapshot     covered_seq uint64 | saved_at int64 (unix ms) | blob (opaque)
 //	checkpoint   seq uint64
-//	meta/format  version uint64 (1)
+//	meta/format  version uint64 (2; 1 before bars were chunked)
 //	meta/seqs    last_assigned_seq uint64 | last_fsynced_seq uint64
 //	meta/layout  shards uint32 | n uint8 | n interval codes (sorted, unique)
+//
+// # Bar series
+//
+// Closed bars live in ShardBars (series.go), one per shard: per series
+// (symbol, interval) a head chunk in memory that takes the next bars, and
+// sealed chunks (ChunkTargetBytes, 4 KiB) before it.
+//
+//   - Put takes closed bars and runs of empty bars (Kline.Repeat) in
+//     memory only: the shard never waits for the disk. A bar after the
+//     series' last is appended to the head (a run extends the previous run
+//     in place); any other is an amendment (a late-trade correction, a
+//     WAL replay over bars already stored): the chunks it touches, in
+//     memory or read from the store, are decoded, the bar written over
+//     them (splitting runs) and encoded again, a stored chunk moving to
+//     memory as its new version. An amendment that changes nothing writes
+//     nothing.
+//   - WriteDirty stores every sealed chunk not yet stored and every head
+//     changed since last stored, in one fsynced write; the shard calls it
+//     right before SaveSnapshot, so the WAL a snapshot deletes never holds
+//     the only copy of a closed bar. Stored sealed chunks leave memory. A
+//     failed write keeps everything for the next call.
+//   - After a restart a series' head is loaded (its latest stored chunk)
+//     the first time a bar is put into it, and the WAL replay appends to
+//     it or amends it.
+//   - Klines reads the stored chunks of the range and lays those in
+//     memory over them (a memory chunk replaces the stored one with the
+//     same first open time), decoding only the chunks that hold the
+//     range; runs come back expanded.
+//
+// A memory-only node (NewShardBars(nil, n)) keeps sealed chunks in memory,
+// dropping the oldest once the later ones hold n bars.
+//
+// # Retention
+//
+// Retention ("1s=7d,1m=365d") bounds, per interval, how long a durable
+// node keeps bars: ShardBars.EnforceRetention deletes, for each series in
+// memory whose interval has one, the stored chunks all of whose bars open
+// before the series' last bar's open time minus the retention
+// (deleteChunksBefore: by the next chunk's key, or for the last chunk
+// opening before the cutoff by its header), and drops such chunks from
+// memory. The head never goes. Chunks straddling the cutoff stay whole.
+// The actor layer runs it after a snapshot, at most once a minute per
+// shard; a failure is logged, never fails the snapshot.
+//
+// # Upgrading format 1
+//
+// Format 1 stored one 'k' key per closed bar. Open upgrades such a data
+// dir in place before it returns (migrate.go), logging at info level what
+// it converts (progress every few seconds: series done of total, bars
+// converted) and a summary. It converts one series at a time: the
+// series' bars, read in open-time order, are put into a ShardBars bound to
+// the Store and written (fsynced, whatever the durability); only then are
+// its 'k' keys deleted, in batches. meta/format becomes 2 once no 'k' key
+// is left. A crash or an error leaves format 1 with the 'k' keys of
+// whatever was not finished, and the next Open resumes: a series whose
+// chunks were (partly) written is put again over them, which amends
+// nothing. A corrupt 'k' record stops the upgrade naming its key; with
+// Config.Repair it is skipped with a warning. A data dir of a format newer
+// than this build's is refused by Open and Inspect (never read), naming
+// the version and saying this build is too old. Inspect never upgrades:
+// it counts a format-1 dir's per-bar klines (Summary.LegacyKlines).
 //
 // # Concurrency
 //
 // Every method of *Store is safe for concurrent use. Writes (appends,
-// klines, snapshots, checkpoints, truncation, GC) are requests to a single
+// chunks, snapshots, checkpoints, truncation, GC) are requests to a single
 // committer goroutine through a bounded queue (Config.QueueDepth): a full
 // queue blocks the caller until its context ends (back-pressure); once a
 // request is queued it runs to completion whatever the context does.
@@ -232,7 +311,7 @@
 // an iterator open until its rewrite is fsynced, because badger deletes
 // the old file right after rewriting it.
 //
-// Reads (Klines, LoadSnapshot, GetCheckpoint, ReplayWAL, Summary...) run
+// Reads (chunks for ShardBars, LoadSnapshot, GetCheckpoint, ReplayWAL, Summary...) run
 // on the caller's goroutine against a consistent view. ReplayWAL's callback
 // runs on the caller's goroutine and may call other Store methods; the
 // batch it receives is reused for the next record.
@@ -266,9 +345,10 @@
 //	NumLevelZeroTables    4, stall at 8 (less unflushed data than 5/15)
 //	BaseTableSize         min(2 MiB, B/16)
 //	ValueLogFileSize      Config.ValueLogFileSize (64 MiB)
-//	ValueThreshold        1 KiB: WAL records of more than ~20 trades go to the
-//	                      value log, written once and reclaimed by GC, instead
-//	                      of being rewritten by every LSM compaction; bars,
+//	ValueThreshold        1 KiB: WAL records of more than ~20 trades and
+//	                      sealed bar chunks (~4 KiB) go to the value log,
+//	                      written once and reclaimed by GC, instead of being
+//	                      rewritten by every LSM compaction; small heads,
 //	                      checkpoints and small records stay in the LSM
 //	SyncWrites            false: durability comes from our own fsync policy
 //	                      (db.Sync), not per badger write

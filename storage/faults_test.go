@@ -81,8 +81,12 @@ func TestFaultWriteFailure(t *testing.T) {
 		if !errors.Is(err, ErrUnavailable) || !errors.Is(err, syscall.ENOSPC) {
 			t.Fatalf("append on a failing disk: %v, want ErrUnavailable wrapping ENOSPC", err)
 		}
-		if err := s.PutKlines(ctx, []messages.Kline{mkBar("F", messages.Interval1m, 0)}); !errors.Is(err, ErrUnavailable) {
-			t.Fatalf("PutKlines on a failing disk: %v", err)
+		bars := NewShardBars(s, 0)
+		if err := bars.Put([]messages.Kline{mkBar("F", messages.Interval1m, 0)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bars.WriteDirty(ctx); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("WriteDirty on a failing disk: %v", err)
 		}
 		if err := s.PutCheckpoint(ctx, "c", 1); !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("PutCheckpoint on a failing disk: %v", err)
@@ -211,7 +215,11 @@ func TestFaultDiskFullTmpfs(t *testing.T) {
 		}
 		acked = append(acked, seq)
 	}
-	if err := s.PutKlines(ctx, []messages.Kline{mkBar("D", messages.Interval1m, 0)}); err != nil {
+	bars := NewShardBars(s, 0)
+	if err := bars.Put([]messages.Kline{mkBar("D", messages.Interval1m, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bars.WriteDirty(ctx); err != nil {
 		t.Fatal(err)
 	}
 
@@ -235,14 +243,21 @@ func TestFaultDiskFullTmpfs(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "disk space low") {
 		t.Fatalf("append on a nearly full disk: %v", err)
 	}
-	if err := s.PutKlines(ctx, []messages.Kline{mkBar("D", messages.Interval1m, messages.Minute)}); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("PutKlines on a nearly full disk: %v", err)
+	if err := bars.Put([]messages.Kline{mkBar("D", messages.Interval1m, messages.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bars.WriteDirty(ctx); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("WriteDirty on a nearly full disk: %v", err)
 	}
 	if got := replayShard(t, s, 0, 0); len(got) != 20 {
 		t.Fatalf("reads on a full disk: %d records", len(got))
 	}
-	if bars, err := s.Klines("D", messages.Interval1m, 0, 1<<62, 0, nil); err != nil || len(bars) != 1 {
-		t.Fatalf("bar reads on a full disk: %d, %v", len(bars), err)
+	// The stored bar is read from the store, the refused one from memory.
+	if got, err := NewShardBars(s, 0).Klines("D", messages.Interval1m, 0, 1<<62, 0, nil); err != nil || len(got) != 1 {
+		t.Fatalf("bar reads on a full disk: %d, %v", len(got), err)
+	}
+	if got, err := bars.Klines("D", messages.Interval1m, 0, 1<<62, 0, nil); err != nil || len(got) != 2 {
+		t.Fatalf("bar reads on a full disk: %d, %v", len(got), err)
 	}
 	rec := recorderOf(cfg)
 	if len(rec.matching("below the reserve")) != 1 {

@@ -67,7 +67,7 @@ type failure struct {
 // Reasons reported by Health (constants: Health does not allocate).
 const (
 	reasonClosed        = "storage: store closed"
-	reasonBelowReserve  = "storage: free disk space below the reserve: WAL appends and kline writes are refused"
+	reasonBelowReserve  = "storage: free disk space below the reserve: WAL appends and bar writes are refused"
 	reasonPeriodicFsync = "storage: the last periodic fsync failed: WAL appends are refused until one succeeds"
 	reasonNearReserve   = "storage: free disk space below twice the reserve"
 )

@@ -27,10 +27,16 @@ type Summary struct {
 	// cleanly); badger then truncated its own log, as serve would have.
 	Recovered bool
 
-	Symbols     []SymbolSummary // sorted by symbol
-	WAL         []ShardWAL      // shards with WAL records, by shard
-	Snapshots   []SnapshotInfo  // by shard
-	Checkpoints []Checkpoint    // by consumer
+	Symbols []SymbolSummary // sorted by symbol
+	// Intervals totals the stored bars per interval, by interval.
+	Intervals []IntervalSummary
+	// LegacyKlines counts the per-bar kline keys of a format-1 data dir,
+	// which the next Open converts into chunks (0 in format 2).
+	LegacyKlines int
+
+	WAL         []ShardWAL     // shards with WAL records, by shard
+	Snapshots   []SnapshotInfo // by shard
+	Checkpoints []Checkpoint   // by consumer
 }
 
 // SymbolSummary lists a symbol's stored bars per interval.
@@ -39,11 +45,36 @@ type SymbolSummary struct {
 	Series []SeriesSummary // by interval
 }
 
-// SeriesSummary describes the stored bars of one (symbol, interval).
+// SeriesSummary describes the stored bars of one (symbol, interval): its
+// chunks as stored (bars a node held in memory only are not there).
 type SeriesSummary struct {
-	Interval            messages.Interval
-	Bars                int
+	Interval messages.Interval
+	// Bars counts the bars the chunks stand for, runs of empty bars
+	// expanded; Runs the run entries among them (each one entry however
+	// many empty bars it stands for).
+	Bars   int64
+	Runs   int64
+	Chunks int
+	// Bytes is the size of the chunk values (envelopes included).
+	Bytes               int64
 	FirstOpen, LastOpen int64 // open times (ms) of the first and last bar
+	// Corrupt counts chunks failing their checksum or decoding (their
+	// bars are not counted; a query over them fails).
+	Corrupt int
+}
+
+// IntervalSummary totals the stored bars of one interval over every
+// symbol.
+type IntervalSummary struct {
+	Interval messages.Interval
+	Series   int
+	Chunks   int
+	Bars     int64 // runs expanded
+	Runs     int64 // run entries
+	Bytes    int64 // chunk values
+	// BytesPerBar is Bytes / Bars (0 without bars).
+	BytesPerBar float64
+	Corrupt     int
 }
 
 // ShardWAL describes one shard's WAL.
@@ -67,8 +98,8 @@ type SnapshotInfo struct {
 }
 
 // Summary scans the store: every WAL record is read and decoded (to count
-// trades and corrupt records) and every kline key is visited, so it costs
-// about as much as a replay. Not for hot paths.
+// trades and corrupt records) and every bar chunk too (to count bars and
+// runs), so it costs about as much as a replay. Not for hot paths.
 func (s *Store) Summary(ctx context.Context) (Summary, error) {
 	var sum Summary
 	err := s.read(func() error {
@@ -89,6 +120,11 @@ func (s *Store) summary(ctx context.Context) (Summary, error) {
 	}); err != nil && !errors.Is(err, errNotFound) {
 		return sum, err
 	}
+	if sum.FormatVersion != 0 {
+		if err := checkFormatVersion(s.cfg.Dir, sum.FormatVersion); err != nil {
+			return sum, err
+		}
+	}
 	last, durable, err := s.recoverSeqs(ctx)
 	if err != nil {
 		return sum, err
@@ -97,7 +133,11 @@ func (s *Store) summary(ctx context.Context) (Summary, error) {
 	if sz, ok := s.be.(sizeBackend); ok {
 		sum.LSMBytes, sum.VlogBytes = sz.size()
 	}
-	if sum.Symbols, err = s.klineSummary(ctx); err != nil {
+	if sum.Symbols, err = s.chunkSummary(ctx); err != nil {
+		return sum, err
+	}
+	sum.Intervals = intervalTotals(sum.Symbols)
+	if sum.LegacyKlines, err = s.countLegacyKlines(ctx); err != nil {
 		return sum, err
 	}
 	if sum.WAL, err = s.walSummary(ctx); err != nil {
@@ -112,35 +152,114 @@ func (s *Store) summary(ctx context.Context) (Summary, error) {
 	return sum, nil
 }
 
-func (s *Store) klineSummary(ctx context.Context) ([]SymbolSummary, error) {
-	it := s.be.iter(iterOptions{prefix: []byte{prefixKline}})
+// chunkSummary decodes every stored chunk's entries to sum up each
+// series.
+func (s *Store) chunkSummary(ctx context.Context) ([]SymbolSummary, error) {
+	it := s.be.iter(iterOptions{prefix: []byte{prefixChunk}})
 	defer it.close()
 	var out []SymbolSummary
 	n := 0
-	for it.seek([]byte{prefixKline}); it.valid(); it.next() {
-		if n++; n&1023 == 0 {
+	var k messages.Kline
+	for it.seek([]byte{prefixChunk}); it.valid(); it.next() {
+		if n++; n&255 == 0 {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
 		}
-		sym, iv, open, ok := parseKlineKey(it.key())
+		key := it.key()
+		sym, iv, first, ok := parseChunkKey(key)
 		if !ok {
-			return nil, corruptf(it.key(), "malformed kline key")
+			return nil, corruptf(key, "malformed chunk key")
 		}
 		if len(out) == 0 || out[len(out)-1].Symbol != string(sym) {
 			out = append(out, SymbolSummary{Symbol: string(sym)})
 		}
 		ss := &out[len(out)-1]
 		if len(ss.Series) == 0 || ss.Series[len(ss.Series)-1].Interval != iv {
-			ss.Series = append(ss.Series, SeriesSummary{Interval: iv, FirstOpen: open})
+			ss.Series = append(ss.Series, SeriesSummary{Interval: iv, FirstOpen: first})
 		}
 		se := &ss.Series[len(ss.Series)-1]
-		se.Bars++
-		se.LastOpen = open
+		se.Chunks++
+		if err := it.value(func(v []byte) error {
+			se.Bytes += int64(len(v))
+			p, err := openRecord(key, v, kindChunk)
+			if err != nil {
+				se.Corrupt++
+				return nil
+			}
+			var r chunkReader
+			if err := r.init(key, ss.Symbol, iv, first, p); err != nil {
+				se.Corrupt++
+				return nil
+			}
+			var bars, runs int64
+			for r.more() {
+				if err := r.entry(&k); err != nil {
+					se.Corrupt++
+					return nil
+				}
+				if k.ValidRun() { // the builder encodes every such entry as a run
+					runs++
+				}
+				bars += k.Bars()
+			}
+			se.Bars += bars
+			se.Runs += runs
+			se.LastOpen = r.lastOpen()
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("storage: reading %s: %w", formatKey(key), err)
+		}
 	}
 	// Keys order symbols by length first; present them by name.
 	sortByName(out)
 	return out, nil
+}
+
+// intervalTotals sums the series of every symbol per interval.
+func intervalTotals(syms []SymbolSummary) []IntervalSummary {
+	var by [messages.Interval1M + 1]IntervalSummary
+	for _, sym := range syms {
+		for _, se := range sym.Series {
+			if !se.Interval.Valid() {
+				continue
+			}
+			t := &by[se.Interval]
+			t.Interval = se.Interval
+			t.Series++
+			t.Chunks += se.Chunks
+			t.Bars += se.Bars
+			t.Runs += se.Runs
+			t.Bytes += se.Bytes
+			t.Corrupt += se.Corrupt
+		}
+	}
+	var out []IntervalSummary
+	for _, t := range by {
+		if t.Series == 0 {
+			continue
+		}
+		if t.Bars > 0 {
+			t.BytesPerBar = float64(t.Bytes) / float64(t.Bars)
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// countLegacyKlines counts a format-1 dir's per-bar kline keys.
+func (s *Store) countLegacyKlines(ctx context.Context) (int, error) {
+	it := s.be.iter(iterOptions{prefix: []byte{prefixKline}})
+	defer it.close()
+	n := 0
+	for it.seek([]byte{prefixKline}); it.valid(); it.next() {
+		if n++; n&1023 == 0 {
+			if err := ctx.Err(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return n, nil
 }
 
 func sortByName(ss []SymbolSummary) {

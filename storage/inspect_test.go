@@ -23,10 +23,10 @@ func fillForSummary(t *testing.T, s *Store) {
 	for i := range 5 {
 		bars = append(bars, mkBar("ETHUSDT", messages.Interval1m, int64(i)*messages.Minute))
 	}
+	// Ten empty bars: one run entry.
+	bars = append(bars, emptyRun("ETHUSDT", messages.Interval1m, 5*messages.Minute, bars[4].Close, 9))
 	bars = append(bars, mkBar("ETHUSDT", messages.Interval1h, 0), mkBar("ADA", messages.Interval1m, messages.Minute))
-	if err := s.PutKlines(ctx, bars); err != nil {
-		t.Fatal(err)
-	}
+	storeBars(t, s, bars...)
 	if err := s.SaveSnapshot(ctx, 1, 4, []byte("snap")); err != nil {
 		t.Fatal(err)
 	}
@@ -43,8 +43,30 @@ func checkSummary(t *testing.T, sum Summary) {
 	if sum.FormatVersion != formatVersion || sum.LastSeq != 9 {
 		t.Fatalf("version %d, last seq %d", sum.FormatVersion, sum.LastSeq)
 	}
-	if got := fmt.Sprint(sum.Symbols); got != "[{ADA [{1m 1 60000 60000}]} {ETHUSDT [{1m 5 0 240000} {1h 1 0 0}]}]" {
+	var bytes [3]int64
+	for i, se := range []*SeriesSummary{&sum.Symbols[0].Series[0], &sum.Symbols[1].Series[0], &sum.Symbols[1].Series[1]} {
+		if se.Bytes <= headerLen {
+			t.Fatalf("series %d: %d bytes", i, se.Bytes)
+		}
+		bytes[i], se.Bytes = se.Bytes, 0
+	}
+	// Bars, runs, chunks, bytes, first and last open, corrupt chunks.
+	if got := fmt.Sprint(sum.Symbols); got != "[{ADA [{1m 1 0 1 0 60000 60000 0}]} {ETHUSDT [{1m 15 1 1 0 0 840000 0} {1h 1 0 1 0 0 0 0}]}]" {
 		t.Fatalf("symbols: %s", got)
+	}
+	if len(sum.Intervals) != 2 {
+		t.Fatalf("intervals: %+v", sum.Intervals)
+	}
+	m1, h1 := sum.Intervals[0], sum.Intervals[1]
+	if m1.Interval != messages.Interval1m || m1.Series != 2 || m1.Chunks != 2 || m1.Bars != 16 || m1.Runs != 1 || m1.Bytes != bytes[0]+bytes[1] ||
+		m1.BytesPerBar != float64(m1.Bytes)/16 {
+		t.Fatalf("1m totals: %+v", m1)
+	}
+	if h1.Interval != messages.Interval1h || h1.Series != 1 || h1.Bars != 1 || h1.Bytes != bytes[2] || h1.BytesPerBar != float64(bytes[2]) {
+		t.Fatalf("1h totals: %+v", h1)
+	}
+	if sum.LegacyKlines != 0 {
+		t.Fatalf("legacy klines: %d", sum.LegacyKlines)
 	}
 	want := []ShardWAL{
 		{Shard: 0, Records: 3, Trades: 12, FirstSeq: 1, LastSeq: 7},

@@ -13,7 +13,7 @@ import (
 // Key prefixes: the first byte of every key names its family (doc.go).
 const (
 	prefixCheckpoint = 'c'
-	prefixKline      = 'k'
+	prefixKline      = 'k' // format 1 only
 	prefixMeta       = 'm'
 	prefixSnapshot   = 's'
 	prefixWAL        = 'w'
@@ -57,18 +57,17 @@ func flipTime(t int64) uint64 { return uint64(t) ^ (1 << 63) }
 
 func unflipTime(u uint64) int64 { return int64(u ^ (1 << 63)) }
 
+// Kline keys exist only in format-1 data dirs (one per bar), which Open
+// upgrades (migrate.go).
+
 // appendKlineSeriesPrefix appends 'k' | len | symbol | interval.
 func appendKlineSeriesPrefix(b []byte, symbol string, iv messages.Interval) []byte {
-	b = appendKlineSymbolPrefix(b, symbol)
+	b = append(b, prefixKline, byte(len(symbol)))
+	b = append(b, symbol...)
 	return append(b, byte(iv))
 }
 
-// appendKlineSymbolPrefix appends 'k' | len | symbol.
-func appendKlineSymbolPrefix(b []byte, symbol string) []byte {
-	b = append(b, prefixKline, byte(len(symbol)))
-	return append(b, symbol...)
-}
-
+// appendKlineKey appends a format-1 kline key (tests build old dirs).
 func appendKlineKey(b []byte, symbol string, iv messages.Interval, openTime int64) []byte {
 	b = appendKlineSeriesPrefix(b, symbol, iv)
 	return binary.BigEndian.AppendUint64(b, flipTime(openTime))
@@ -146,6 +145,16 @@ func checkShard(shard int) (uint16, error) {
 func checkSymbol(symbol string) error {
 	if symbol == "" || len(symbol) > messages.MaxSymbolLen {
 		return fmt.Errorf("storage: symbol %q: length must be 1..%d bytes", symbol, messages.MaxSymbolLen)
+	}
+	return nil
+}
+
+func checkSeries(symbol string, iv messages.Interval) error {
+	if err := checkSymbol(symbol); err != nil {
+		return err
+	}
+	if !iv.Valid() {
+		return fmt.Errorf("storage: invalid interval %d", iv)
 	}
 	return nil
 }

@@ -38,7 +38,7 @@ type Layout struct {
 	FormatVersion int
 }
 
-// String renders l as "64 shards, intervals 1m,5m, format 1".
+// String renders l as "64 shards, intervals 1m,5m, format 2".
 func (l Layout) String() string {
 	return fmt.Sprintf("%d shards, intervals %s, format %d", l.Shards, messages.FormatIntervals(l.Intervals), l.FormatVersion)
 }
@@ -116,7 +116,7 @@ func (s *Store) storedLayout() (Layout, bool, error) {
 	if err != nil {
 		return Layout{}, false, fmt.Errorf("storage: reading the layout record: %w", err)
 	}
-	l.FormatVersion = formatVersion // Open refused any other
+	l.FormatVersion = formatVersion // Open upgraded format 1 and refused any other
 	return l, true, nil
 }
 
@@ -128,7 +128,7 @@ func (s *Store) storedLayout() (Layout, bool, error) {
 //     (intervals compared as sets), else the error wraps
 //     ErrLayoutMismatch (a *LayoutMismatchError) naming every difference
 //     and what to do.
-//   - A new data dir (no WAL record, snapshot, kline or checkpoint):
+//   - A new data dir (no WAL record, snapshot, bar or checkpoint):
 //     want is recorded, fsynced before CheckLayout returns.
 //   - A data dir written before layouts were recorded (data but no
 //     record): see doc.go, "Layout record". want is adopted only if the
@@ -218,7 +218,7 @@ func (s *Store) compareLayout(stored, want Layout) error {
 // withSnapshot (sorted), may be adopted with want.Shards.
 func (s *Store) adoptLegacy(shards, withSnapshot []uint16, want Layout) error {
 	if len(shards) == 0 {
-		return nil // klines or checkpoints only: nothing depends on the shard count
+		return nil // bars or checkpoints only: nothing depends on the shard count
 	}
 	highest := int(shards[len(shards)-1])
 	mismatch := func(detail string) error {
@@ -244,7 +244,8 @@ func (s *Store) adoptLegacy(shards, withSnapshot []uint16, want Layout) error {
 }
 
 // layoutEvidence lists the shards with WAL records or a snapshot, the
-// shards with a snapshot, and whether klines or checkpoints exist.
+// shards with a snapshot, and whether bars (chunks, or a format-1 dir's
+// per-bar klines) or checkpoints exist.
 func (s *Store) layoutEvidence(ctx context.Context) (shards, withSnapshot []uint16, other bool, err error) {
 	shards, err = s.walShards(ctx)
 	if err != nil {
@@ -263,7 +264,7 @@ func (s *Store) layoutEvidence(ctx context.Context) (shards, withSnapshot []uint
 	shards = append(shards, withSnapshot...)
 	slices.Sort(shards)
 	shards = slices.Compact(shards)
-	for _, p := range []byte{prefixKline, prefixCheckpoint} {
+	for _, p := range []byte{prefixChunk, prefixKline, prefixCheckpoint} {
 		it := s.be.iter(iterOptions{prefix: []byte{p}})
 		it.seek([]byte{p})
 		other = other || it.valid()

@@ -195,14 +195,21 @@ func TestLayoutLegacyDataDir(t *testing.T) {
 			t.Fatal("a refused legacy dir got a layout record")
 		}
 	})
-	t.Run("klines only", func(t *testing.T) {
+	t.Run("bars only", func(t *testing.T) {
 		cfg := testConfig(t, onBadger, "")
 		s := openStore(t, cfg)
 		k := messages.Kline{Symbol: "A", Interval: messages.Interval1m, OpenTime: 60_000, CloseTime: 119_999, Open: 1, High: 1, Low: 1, Close: 1, Closed: true}
-		if err := s.PutKlines(ctx, []messages.Kline{k}); err != nil {
+		b := NewShardBars(s, 0)
+		if err := b.Put([]messages.Kline{k}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.WriteDirty(ctx); err != nil {
 			t.Fatal(err)
 		}
 		s = reopen(t, s, cfg)
+		if _, _, other, err := s.layoutEvidence(ctx); err != nil || !other {
+			t.Fatalf("stored chunks are not evidence of an older node: %v, %v", other, err)
+		}
 		if err := s.CheckLayout(ctx, Layout{Shards: 3, Intervals: ivs1m5m}); err != nil {
 			t.Fatalf("klines do not depend on the shard count: %v", err)
 		}

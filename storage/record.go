@@ -10,10 +10,11 @@ import (
 // Record kinds (byte 4 of every value, doc.go "Values").
 const (
 	kindWAL        = 1
-	kindKline      = 2
+	kindKline      = 2 // format 1 only
 	kindSnapshot   = 3
 	kindCheckpoint = 4
 	kindMeta       = 5
+	// kindChunk (6) is in chunk_store.go.
 )
 
 // headerLen is the size of the envelope before the payload:
@@ -101,8 +102,9 @@ func decodeWALRecord(key, val []byte, tb *messages.TradeBatch) (shard uint16, se
 	return shard, seq, nil
 }
 
-// decodeKlineRecord verifies and decodes one kline value into k and checks
-// that it belongs to its key.
+// decodeKlineRecord verifies and decodes one format-1 kline value into k
+// and checks that it belongs to its key: what the upgrade to format 2
+// reads (migrate.go). Nothing writes kline records any more.
 func decodeKlineRecord(key, val []byte, k *messages.Kline) error {
 	sym, iv, open, ok := parseKlineKey(key)
 	if !ok {

@@ -37,10 +37,12 @@ import (
 // before a crash. An amendment decodes the chunks it touches, writes the
 // new bars over the old (splitting runs) and encodes them again.
 //
-// Concurrency: the shard calls Put, WriteDirty and EnforceRetention (from
-// its own goroutine or its storage writer; not concurrently with each
-// other for the same shard); queries call Klines from any goroutine. One
-// RWMutex per shard: no lock is shared across shards.
+// Concurrency: the shard calls Put from its own goroutine, and WriteDirty
+// and EnforceRetention from its storage writer (not concurrently with
+// each other); queries call Klines from any goroutine. WriteDirty and
+// EnforceRetention hold the lock only around memory, never while they
+// write to the store. One RWMutex per shard: no lock is shared across
+// shards.
 type ShardBars struct {
 	store *Store // nil: memory-only
 	// fresh: the store held no chunk when this ShardBars was made, so a

@@ -17,8 +17,9 @@ import (
 // sequence: both are argument errors. After SaveSnapshot returns, the
 // caller may TruncateWAL(shard, coveredSeq).
 //
-// The bars the snapshot's trades closed must be stored (PutKlines) before
-// the snapshot is saved; the open bars belong in the blob.
+// The bars the snapshot's trades closed must be stored
+// (ShardBars.WriteDirty) before the snapshot is saved; the open bars
+// belong in the blob.
 func (s *Store) SaveSnapshot(ctx context.Context, shard int, coveredSeq uint64, blob []byte) error {
 	sh, err := checkShard(shard)
 	if err != nil {

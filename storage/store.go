@@ -12,17 +12,18 @@ import (
 	"time"
 )
 
-// formatVersion is the on-disk format of doc.go. Open refuses any other.
-const formatVersion = 1
+// formatVersion is the on-disk format of doc.go. Open upgrades a data dir
+// of format 1 (migrate.go) and refuses any other.
+const formatVersion = 2
 
 // badgerSubdir holds badger's files inside Config.Dir.
 const badgerSubdir = "db"
 
-// Store is klinecast's durable state: the trade WAL, the closed-kline store,
-// shard snapshots and consumer checkpoints (doc.go). All methods are safe
-// for concurrent use. Writes are executed by one committer goroutine in
-// arrival order; reads run on the caller's goroutine against a consistent
-// view.
+// Store is klinecast's durable state: the trade WAL, the closed bars (as
+// chunks, written and read through ShardBars), shard snapshots and
+// consumer checkpoints (doc.go). All methods are safe for concurrent use.
+// Writes are executed by one committer goroutine in arrival order; reads
+// run on the caller's goroutine against a consistent view.
 type Store struct {
 	cfg       Config
 	log       *slog.Logger
@@ -161,7 +162,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Faults != nil {
 		s.be = faultBackend{backend: s.be, f: cfg.Faults}
 	}
-	if err := s.init(ctx); err != nil {
+	upgrade, err := s.init(ctx)
+	if err != nil {
 		s.be.close()
 		s.disk.close()
 		s.lock.unlock()
@@ -178,13 +180,20 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.bg.Add(1)
 		go s.gcLoop()
 	}
+	if upgrade && !cfg.upgrade.skip {
+		if err := s.upgradeFormat1(ctx); err != nil {
+			return nil, errors.Join(err, s.Close())
+		}
+	}
 	return s, nil
 }
 
 // init checks the format version and recovers the sequence counter.
-func (s *Store) init(ctx context.Context) error {
+// upgrade reports a format-1 data dir, which Open upgrades once the
+// committer runs.
+func (s *Store) init(ctx context.Context) (upgrade bool, err error) {
 	var version uint64
-	err := s.be.get(metaFormatKey, func(v []byte) error {
+	err = s.be.get(metaFormatKey, func(v []byte) error {
 		var err error
 		version, err = decodeU64Record(metaFormatKey, v, kindMeta)
 		return err
@@ -192,16 +201,19 @@ func (s *Store) init(ctx context.Context) error {
 	switch {
 	case errors.Is(err, errNotFound):
 		if err := s.be.write([]kvOp{{key: metaFormatKey, val: u64Record(kindMeta, metaFormatKey, formatVersion)}}); err != nil {
-			return fmt.Errorf("%w: writing format version: %w", ErrUnavailable, err)
+			return false, fmt.Errorf("%w: writing format version: %w", ErrUnavailable, err)
 		}
 	case err != nil:
-		return fmt.Errorf("storage: reading format version: %w", err)
-	case version != formatVersion:
-		return fmt.Errorf("storage: data format version %d, this build reads version %d", version, formatVersion)
+		return false, fmt.Errorf("storage: reading format version: %w", err)
+	default:
+		if err := checkFormatVersion(s.cfg.Dir, version); err != nil {
+			return false, err
+		}
+		upgrade = version < formatVersion
 	}
 	last, durable, err := s.recoverSeqs(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if last > durable {
 		// The previous run stopped without a clean Close: records after its
@@ -209,7 +221,7 @@ func (s *Store) init(ctx context.Context) error {
 		// left and record it as durable, so that from here on any damaged
 		// record is corruption, never a torn write.
 		if err := s.truncateTornTails(ctx, durable); err != nil {
-			return err
+			return false, err
 		}
 		err := s.be.sync()
 		if err == nil {
@@ -219,7 +231,7 @@ func (s *Store) init(ctx context.Context) error {
 			err = s.be.sync()
 		}
 		if err != nil {
-			return fmt.Errorf("%w: recording recovered sequences: %w", ErrUnavailable, err)
+			return false, fmt.Errorf("%w: recording recovered sequences: %w", ErrUnavailable, err)
 		}
 		durable = last
 	}
@@ -227,7 +239,19 @@ func (s *Store) init(ctx context.Context) error {
 	s.committedSeq.Store(last)
 	s.st.lastSeq.Store(last)
 	s.st.durableSeq.Store(durable)
-	return nil
+	return upgrade, nil
+}
+
+// checkFormatVersion accepts this build's format and format 1 (upgraded
+// by Open); a newer format is refused, never misread.
+func checkFormatVersion(dir string, version uint64) error {
+	switch {
+	case version == formatVersion || version == 1:
+		return nil
+	case version > formatVersion:
+		return fmt.Errorf("storage: data dir %s is in storage format %d, written by a newer klinecast; this build reads formats 1 to %d and is too old for it: run a newer klinecast (this build never reads or changes it)", dir, version, formatVersion)
+	}
+	return fmt.Errorf("storage: data dir %s has an invalid storage format version %d (this build reads 1 to %d)", dir, version, formatVersion)
 }
 
 // recoverSeqs returns the largest sequence ever assigned (the stored
@@ -621,7 +645,7 @@ func (s *Store) spaceCheck(group []*op) [3]error {
 		s.lowSpace.Store(low)
 		if low {
 			s.noteFailure(fmt.Errorf("%w: disk space low: %d bytes free in %s, reserve %d", ErrUnavailable, free, s.cfg.Dir, reserve))
-			s.log.Error("disk space below the reserve: refusing WAL appends and kline writes", "dir", s.cfg.Dir, "free_bytes", free, "reserve_bytes", reserve)
+			s.log.Error("disk space below the reserve: refusing WAL appends and bar writes", "dir", s.cfg.Dir, "free_bytes", free, "reserve_bytes", reserve)
 		} else {
 			s.log.Warn("disk space back above the reserve: accepting writes again", "dir", s.cfg.Dir, "free_bytes", free, "reserve_bytes", reserve)
 		}

@@ -20,14 +20,20 @@ const inspectHelp = `
 Usage: klinecast inspect [--data-dir DIR] [--json]
 
 Summarizes a stopped node's data directory: stored bars per symbol and
-interval, the WAL range of every shard (and corrupt records, which the next
-start would truncate as a torn tail or refuse), shard snapshots and durable
-consumer checkpoints. It reads every WAL record, so it takes about as long
-as a recovery. A running node holds the directory lock: stop it first.
+interval (bars with runs of empty bars expanded, run entries, chunks,
+bytes), totals per interval (series, chunks, bars, runs, bytes and bytes
+per bar), the WAL range of every shard (and corrupt records, which the
+next start would truncate as a torn tail or refuse), shard snapshots and
+durable consumer checkpoints. It reads every WAL record and every bar
+chunk, so it takes about as long as a recovery. A data dir of storage
+format 1 (an older klinecast) shows its per-bar klines as a count: the
+next serve converts them. A running node holds the directory lock: stop it
+first.
 
 Examples:
   klinecast inspect --data-dir ./data
   klinecast inspect --data-dir ./data --json | jq '.WAL'
+  klinecast inspect --data-dir ./data --json | jq '.Intervals'
 `
 
 func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -64,12 +70,24 @@ func printSummary(w io.Writer, s *storage.Summary) {
 	if s.Recovered {
 		fmt.Fprintln(w, "note       the node did not stop cleanly; badger recovered its log")
 	}
+	if s.LegacyKlines > 0 {
+		fmt.Fprintf(w, "note       storage format 1: %d per-bar klines, converted into chunks at the next serve\n", s.LegacyKlines)
+	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "\nSYMBOL\tINTERVAL\tBARS\tFIRST OPEN\tLAST OPEN\n")
+	fmt.Fprintf(tw, "\nSYMBOL\tINTERVAL\tBARS\tRUNS\tCHUNKS\tBYTES\tFIRST OPEN\tLAST OPEN\n")
 	for _, sym := range s.Symbols {
 		for _, se := range sym.Series {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", sym.Symbol, se.Interval, se.Bars, fmtMs(se.FirstOpen), fmtMs(se.LastOpen))
+			corrupt := ""
+			if se.Corrupt > 0 {
+				corrupt = fmt.Sprintf("\t%d CORRUPT CHUNKS", se.Corrupt)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s%s\n", sym.Symbol, se.Interval, se.Bars, se.Runs, se.Chunks, se.Bytes,
+				fmtMs(se.FirstOpen), fmtMs(se.LastOpen), corrupt)
 		}
+	}
+	fmt.Fprintf(tw, "\nINTERVAL\tSERIES\tCHUNKS\tBARS\tRUNS\tBYTES\tBYTES/BAR\t\n")
+	for _, iv := range s.Intervals {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%.2f\t\n", iv.Interval, iv.Series, iv.Chunks, iv.Bars, iv.Runs, iv.Bytes, iv.BytesPerBar)
 	}
 	fmt.Fprintf(tw, "\nWAL SHARD\tRECORDS\tTRADES\tBYTES\tSEQ RANGE\tCORRUPT\n")
 	for _, wl := range s.WAL {

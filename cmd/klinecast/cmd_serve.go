@@ -59,10 +59,20 @@ restart loads the snapshots and replays the WAL behind them, so a node
 killed at any moment (kill -9 included) loses no acknowledged trade. A
 torn WAL tail is truncated with a warning; corruption in the middle of the
 WAL stops the start with the key named, unless --repair deletes it. A
-second node on the same --data-dir refuses to start. --memory runs without
-storage (nothing survives a restart) and keeps only the latest
---memory-retention closed bars of each symbol and interval, so its memory
-does not grow with history.
+second node on the same --data-dir refuses to start. A data dir written
+by an older klinecast (storage format 1: one key per bar) is converted to
+the current format at the first start, with progress in the log; a start
+interrupted meanwhile resumes it. --memory runs without storage (nothing
+survives a restart) and keeps only the latest --memory-retention closed
+bars of each symbol and interval, so its memory does not grow with
+history.
+
+Retention: with storage every closed bar is kept unless --retention says
+otherwise, per interval: --retention 1s=7d,1m=365d keeps the 1s bars of
+the last 7 days and the 1m bars of the last 365 days of each symbol
+(counted back from its latest bar), and every bar of the other intervals.
+Units: s, m, h, d, w. Each shard deletes older bars after a snapshot, at
+most once a minute.
 
 Examples:
   klinecast serve --demo
@@ -97,6 +107,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&o.node.CheckpointInterval, "snapshot-interval", actors.DefaultCheckpointInterval, "how often shards snapshot their state (the WAL behind a snapshot is deleted)")
 	fs.BoolVar(&o.store.Repair, "repair", false, "delete corrupt WAL records found in the middle of the log (with a warning) instead of refusing to start")
 	fs.BoolVar(&o.memory, "memory", false, "run without storage: nothing is persisted (tests, demos)")
+	fs.TextVar(&o.node.Retention, "retention", storage.Retention{}, "how long closed bars are kept per interval, a `LIST` like 1s=7d,1m=365d (units s, m, h, d, w; counted back from each series' latest bar); unlisted intervals, and the default, keep every bar")
 	fs.IntVar(&o.node.MemoryRetention, "memory-retention", actors.DefaultMemoryRetention, "--memory: closed bars kept per symbol and interval (the latest ones; older are dropped); -1 keeps every bar")
 	fs.StringVar(&o.httpAddr, "http", "127.0.0.1:8080", "HTTP listen address; port 0 picks a free port")
 	clock := fs.String("clock", "wall", "bar clock: wall (live) or event (newest trade time; replays and tests)")
@@ -141,6 +152,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			o.node.Symbols = append(o.node.Symbols, s)
 		}
 	}
+	if o.memory && len(o.node.Retention) > 0 {
+		return usageErrorf("--retention applies to a node with storage; --memory keeps the latest --memory-retention bars of each series")
+	}
 	if o.demo && len(o.node.Symbols) == 0 && (o.demoSymbols < 1 || o.demoSymbols > 100_000) {
 		return usageErrorf("--demo-symbols %d: want 1..100000", o.demoSymbols)
 	}
@@ -160,7 +174,7 @@ var serveFlagOf = map[string]string{
 	"Shards": "shards", "Cores": "cores", "AllowedLateness": "allowed-lateness",
 	"CheckpointInterval": "snapshot-interval", "MailboxSize": "max-inflight-requests",
 	"MaxInFlightTrades": "max-inflight-trades", "MaxQueries": "max-queries", "BusyTimeout": "busy-timeout",
-	"MemoryRetention": "memory-retention",
+	"MemoryRetention": "memory-retention", "Retention": "retention",
 }
 
 // flagErrors rewrites a Config's field errors in terms of the flags that

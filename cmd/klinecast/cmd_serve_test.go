@@ -52,6 +52,10 @@ func TestServeUsageErrors(t *testing.T) {
 		{[]string{"--demo", "--demo-rate", "0"}, "--demo-rate"},
 		{[]string{"--demo", "--demo-symbols", "0"}, "--demo-symbols"},
 		{[]string{"--log-format", "xml"}, "--log-format"},
+		{[]string{"--retention", "1m=7y"}, `unknown or missing unit "y"`},
+		{[]string{"--retention", "2m=7d"}, `flag -retention: storage: retention "2m=7d": messages: unknown interval "2m"`},
+		{[]string{"--intervals", "1h", "--retention", "1m=7d"}, "--retention 1m=1w: want intervals among those aggregated (1h), not 1m"},
+		{[]string{"--memory", "--retention", "1m=7d"}, "--retention applies to a node with storage"},
 		{[]string{"extra"}, "unexpected arguments"},
 	}
 	for _, tc := range tests {

@@ -1,7 +1,7 @@
 // Package shard owns the shard actors: each holds the aggregation core
 // (actors/aggregate) of the symbols hashed to it, applies the parts of
-// ingest requests handed to it, moves its clock, flushes closed bars to the
-// store and Deltas to the sink, checkpoints, and recovers (a durable
+// ingest requests handed to it, moves its clock, flushes closed bars to
+// its bar series (storage.ShardBars) and Deltas to the sink, checkpoints, and recovers (a durable
 // node's shard from its snapshot and WAL, a memory-only node's from its
 // in-memory checkpoint and input log). A Handle is what outlives the
 // actor's incarnations; Env is what a node's shards share.

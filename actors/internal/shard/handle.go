@@ -6,6 +6,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -34,12 +35,15 @@ func (f DeltaSinkFunc) Deliver(shard int, d *aggregate.Delta) { f(shard, d) }
 // Env is what every shard of a node shares: built once by the node, read
 // only afterwards.
 type Env struct {
-	Core   aggregate.Config
-	Store  *storage.Store // nil: memory-only
-	Sink   DeltaSink      // nil: none
-	System *actor.ActorSystem
-	Life   *lifecycle.Life
-	Log    *slog.Logger
+	Core  aggregate.Config
+	Store *storage.Store // nil: memory-only
+	// Retention is enforced by each shard's storage writer after a
+	// snapshot, at most every RetentionEvery (durable nodes; empty: none).
+	Retention storage.Retention
+	Sink      DeltaSink // nil: none
+	System    *actor.ActorSystem
+	Life      *lifecycle.Life
+	Log       *slog.Logger
 	// Deltas counts the Deltas delivered by every shard.
 	Deltas *atomic.Uint64
 	// PartFailureLimit is how many incarnations of a memory-only shard may
@@ -88,7 +92,7 @@ type Handle struct {
 	// Durable nodes apply a part once its WAL record is durable: awaiting
 	// holds the inputs waiting for that, in order. io feeds the shard's
 	// storage writer (writer.go), which reports each write's outcome as a
-	// message; putSeq numbers closed-bar writes; snapshotting: a snapshot
+	// message; snapshotting: a snapshot
 	// is being saved, and snapshotWaiters wait for the next one.
 	awaiting []awaitEntry
 	io       chan ioJob
@@ -99,6 +103,9 @@ type Handle struct {
 	snapMu          sync.Mutex
 	snapshotting    bool
 	snapshotWaiters []chan<- error
+	// lastRetention is when the storage writer last enforced
+	// Env.Retention (wall clock; the writer's own).
+	lastRetention time.Time
 
 	// Durable nodes restart from the stored snapshot and the WAL.
 	started   bool            // the first start (Recovery) happened

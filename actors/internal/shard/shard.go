@@ -478,7 +478,7 @@ func rejectReason(o aggregate.Outcome, t *messages.Trade) string {
 	return o.Err().Error()
 }
 
-// flush hands the core's output to the kline store and the sink. With
+// flush hands the core's output to the shard's bars and the sink. With
 // deliver false (replay of already delivered inputs) it is dropped.
 func (s *shard) flush(deliver bool) error {
 	if !s.core.HasReady() {

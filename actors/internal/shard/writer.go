@@ -2,7 +2,9 @@ package shard
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/klinecast/klinecast/storage"
 )
@@ -21,6 +23,9 @@ import (
 //     changed (ShardBars.WriteDirty), saves the snapshot and truncates the
 //     WAL behind it. If the chunks cannot be stored, the snapshot is not
 //     saved: the WAL it would delete is the only copy of those bars' trades.
+//     After a saved snapshot (and at most once a minute) the writer
+//     deletes the bars older than the node's retention
+//     (ShardBars.EnforceRetention); a failure there is only logged.
 //
 // Closed bars go to the shard's ShardBars in memory as the core emits them
 // (flush): queries read them there and from the store, and never wait for
@@ -57,8 +62,38 @@ func (h *Handle) storageWriter() {
 			j.part.WAL.Wait()
 			h.Send(&walDurable{part: j.part})
 		case j.snap != nil:
-			h.Send(&snapshotDone{job: j.snap, err: h.saveSnapshot(j.snap)})
+			err := h.saveSnapshot(j.snap)
+			h.Send(&snapshotDone{job: j.snap, err: err})
+			if err == nil {
+				h.enforceRetention(time.Now())
+			}
 		}
+	}
+}
+
+// RetentionEvery is the least time between two retention runs of a shard.
+const RetentionEvery = time.Minute
+
+// enforceRetention deletes the shard's bars older than Env.Retention, at
+// most every RetentionEvery: it runs after a successful snapshot (so on
+// the snapshot's schedule), once the shard was told the snapshot is
+// done. A failure is logged and retried at the next run; it never fails
+// the snapshot.
+func (h *Handle) enforceRetention(now time.Time) {
+	r := h.env.Retention
+	if len(r) == 0 || (!h.lastRetention.IsZero() && now.Sub(h.lastRetention) < RetentionEvery) {
+		return
+	}
+	h.lastRetention = now
+	n, err := h.bars.EnforceRetention(context.Background(), r)
+	switch {
+	case errors.Is(err, storage.ErrClosed):
+		h.env.Log.Debug("retention stopped: storage closed", "shard", h.id, "chunks_deleted", n)
+	case err != nil:
+		h.env.Log.Warn("retention failed; retried after the next snapshot", "shard", h.id, "chunks_deleted", n, "err", err)
+	case n > 0:
+		h.env.Log.Debug("retention deleted old bar chunks", "shard", h.id, "chunks_deleted", n,
+			"retention", r.String(), "took", time.Since(now).Round(time.Millisecond))
 	}
 }
 
