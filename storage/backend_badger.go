@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -17,6 +18,12 @@ import (
 type badgerBackend struct {
 	db  *badger.DB
 	dir string
+	// synced is sync's state: the log files seen at the last sync and the
+	// value-log file that was active then (it may have more data since).
+	synced struct {
+		files map[string]bool
+		vlog  int
+	}
 }
 
 // badgerOptions derives badger's options from the Config (doc.go "Badger
@@ -87,31 +94,89 @@ func (b *badgerBackend) write(ops []kvOp) error {
 	return txn.Commit()
 }
 
-// sync makes every write so far durable. badger's DB.Sync fsyncs only the
-// active memtable's log (and the value log): a memtable rotated out but not
-// yet flushed to a table keeps its log unsynced until the flush, so a power
-// cut could lose writes made before the rotation while keeping later ones
-// (found with internal/lazyfs; badger v4.9.6 db.go). So sync also fsyncs
-// every memtable log (*.mem) in the directory; one flushed and deleted
-// meanwhile is in a table badger synced when it wrote it.
+// sync makes every write so far durable, by fsyncing badger's log files
+// itself instead of calling DB.Sync, for two reasons (badger v4.9.6):
+//
+//   - DB.Sync fsyncs only the active memtable's log (and the active
+//     value-log file; one that filled up was msynced by badger when it
+//     switched files). A memtable rotated out but not yet flushed keeps its
+//     log unsynced until the flush, so a power cut could lose writes made
+//     before the rotation while keeping later ones (found with
+//     internal/lazyfs). So sync fsyncs every memtable log (*.mem), and the
+//     value-log files from the one active at the previous sync on.
+//   - DB.Sync holds the DB's lock while it fsyncs the memtable log, and
+//     every badger write takes that lock (ensureRoomForWrite): each fsync
+//     stalled all appends for its whole duration.
+//
+// Each file is fsynced through a descriptor of our own: on Linux an fsync
+// covers the file's pages however they were written, the shared mappings
+// badger writes through included. A file deleted meanwhile (a memtable
+// flushed to a table, a value-log file rewritten by GC) is in a table or
+// file badger synced when it wrote it. When a log file appeared since the
+// previous sync, the directory is fsynced too, so the new file's entry
+// survives a power cut (badger syncs the directory only at Close).
+//
+// The caller serialises calls (Store.syncMu).
 func (b *badgerBackend) sync() error {
 	if b.db.Opts().InMemory || b.db.Opts().ReadOnly {
 		return nil
 	}
-	mems, err := filepath.Glob(filepath.Join(b.dir, "*.mem"))
+	entries, err := os.ReadDir(b.dir)
 	if err != nil {
-		return fmt.Errorf("storage: list memtable logs: %w", err)
+		return fmt.Errorf("storage: list badger's logs: %w", err)
 	}
-	if len(mems) > 1 {
-		// One log is the active memtable's, which db.Sync fsyncs; only
-		// with rotated ones beside it is there more to do.
-		for _, path := range mems {
-			if err := fsyncFile(path); err != nil {
+	seen := make(map[string]bool, len(b.synced.files))
+	newFile := false
+	maxVlog := -1
+	for _, e := range entries {
+		name := e.Name()
+		var sync bool
+		switch {
+		case strings.HasSuffix(name, ".mem"):
+			sync = true
+		case strings.HasSuffix(name, ".vlog"):
+			fid, err := strconv.Atoi(strings.TrimSuffix(name, ".vlog"))
+			if err != nil {
+				continue
+			}
+			maxVlog = max(maxVlog, fid)
+			sync = fid >= b.synced.vlog
+		default:
+			continue
+		}
+		seen[name] = true
+		if !b.synced.files[name] {
+			newFile = true
+		}
+		if sync {
+			if err := fsyncFile(filepath.Join(b.dir, name)); err != nil {
 				return err
 			}
 		}
 	}
-	return b.db.Sync()
+	if newFile {
+		if err := syncDir(b.dir); err != nil {
+			return err
+		}
+	}
+	b.synced.files = seen
+	if maxVlog >= 0 {
+		b.synced.vlog = maxVlog
+	}
+	return nil
+}
+
+// syncDir fsyncs a directory (its entries).
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("storage: open %s to sync it: %w", dir, err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("storage: fsync %s: %w", dir, err)
+	}
+	return nil
 }
 
 // fsyncFile fsyncs the file at path (its pages written through any mapping

@@ -104,6 +104,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.dataDir, "data-dir", "./data", "data directory: WAL, klines, snapshots (created if missing)")
 	fs.TextVar(&o.store.Durability, "durability", storage.DurabilitySync, "WAL durability before a batch is acknowledged: sync, batch or none")
 	fs.DurationVar(&o.store.SyncInterval, "sync-interval", storage.DefaultSyncInterval, "--durability batch: fsync period")
+	fs.Int64Var(&o.store.ValueLogFileSize, "value-log-file-size", storage.DefaultValueLogFileSize, "bytes per badger value-log file (1 MiB..2 GiB); also bounds one WAL record and sizes the free-space reserve")
 	fs.DurationVar(&o.node.CheckpointInterval, "snapshot-interval", actors.DefaultCheckpointInterval, "how often shards snapshot their state (the WAL behind a snapshot is deleted)")
 	fs.BoolVar(&o.store.Repair, "repair", false, "delete corrupt WAL records found in the middle of the log (with a warning) instead of refusing to start")
 	fs.BoolVar(&o.memory, "memory", false, "run without storage: nothing is persisted (tests, demos)")
