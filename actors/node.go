@@ -389,6 +389,15 @@ func (n *Node) hasInterval(iv messages.Interval) bool { return slices.Contains(n
 // open time in [start, end] (0 = unbounded), ascending, at most limit, the
 // open bar last. Without start it returns the latest limit bars.
 func (n *Node) Klines(ctx context.Context, symbol string, iv messages.Interval, start, end int64, limit int) ([]messages.Kline, error) {
+	// Sized once for a REST page (at most 1,000 bars and the open one);
+	// a larger limit (an embedding caller) grows it as needed.
+	return n.AppendKlines(ctx, make([]messages.Kline, 0, min(max(limit, 500), 1000)+1), symbol, iv, start, end, limit)
+}
+
+// AppendKlines is Klines appending to dst (whose elements it may
+// overwrite beyond len): a server answering many queries reuses one slice
+// per query instead of allocating a page of bars each time.
+func (n *Node) AppendKlines(ctx context.Context, dst []messages.Kline, symbol string, iv messages.Interval, start, end int64, limit int) ([]messages.Kline, error) {
 	if !n.hasInterval(iv) {
 		return nil, fmt.Errorf("%w: %s (configured: %s)", ErrUnknownInterval, iv, messages.FormatIntervals(n.cfg.Intervals))
 	}
@@ -421,9 +430,7 @@ func (n *Node) Klines(ctx context.Context, symbol string, iv messages.Interval, 
 	}
 	// After the open bar: a bar that closes meanwhile is in the shard's
 	// bars by now, so none is missed.
-	// Sized once for a REST page (at most 1,000 bars and the open one);
-	// a larger limit (an embedding caller) grows it as needed.
-	dst := make([]messages.Kline, 0, min(limit, 1000)+1)
+	base := len(dst)
 	bars, err := n.bars[messages.ShardOf(symbol, len(n.bars))].Klines(symbol, iv, lo, hi, fetch, dst)
 	if err != nil {
 		return nil, fmt.Errorf("actors: klines %s %s: %w", symbol, iv, err)
@@ -431,17 +438,17 @@ func (n *Node) Klines(ctx context.Context, symbol string, iv messages.Interval, 
 	if hasOpen && open.OpenTime >= lo && open.OpenTime <= hi {
 		// The store holds closed bars only; the open one comes from the
 		// shard and is always the newest.
-		for len(bars) > 0 && bars[len(bars)-1].OpenTime >= open.OpenTime {
+		for len(bars) > base && bars[len(bars)-1].OpenTime >= open.OpenTime {
 			bars = bars[:len(bars)-1]
 		}
 		bars = append(bars, open)
 	}
-	if len(bars) > limit {
-		if start > 0 {
-			bars = bars[:limit]
-		} else {
-			bars = bars[len(bars)-limit:]
+	if len(bars)-base > limit {
+		if start == 0 {
+			// The latest limit bars: drop the oldest.
+			copy(bars[base:], bars[len(bars)-limit:])
 		}
+		bars = bars[:base+limit]
 	}
 	return bars, nil
 }

@@ -78,6 +78,7 @@ type handler struct {
 
 	ingest sync.Pool // *ingestScratch
 	out    sync.Pool // *[]byte response buffers
+	pages  sync.Pool // *[]messages.Kline klines pages
 }
 
 // New returns the HTTP API of node (see the package documentation for the
@@ -98,6 +99,7 @@ func New(node *actors.Node, cfg Config) http.Handler {
 	}
 	h.ingest.New = func() any { return &ingestScratch{cache: messages.NewSymbolCache(0)} }
 	h.out.New = func() any { b := make([]byte, 0, 64<<10); return &b }
+	h.pages.New = func() any { p := make([]messages.Kline, 0, MaxKlinesLimit+1); return &p }
 
 	h.route(http.MethodPost, "/api/v1/trades", h.postTrades)
 	h.route(http.MethodGet, "/api/v3/klines", h.getKlines)
