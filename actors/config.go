@@ -77,7 +77,8 @@ type Config struct {
 	// waits, as for MailboxSize, until there is room. A request larger than
 	// the bound runs alone. Zero: DefaultMaxInFlightTrades.
 	MaxInFlightTrades int
-	// MaxQueries bounds the queries (open bar, symbols) in flight, each a
+	// MaxQueries bounds the queries that ask shards (HasSymbol, Symbols; klines
+	// read the shards' bar series and ask none) in flight, each a
 	// message in a shard's mailbox; a query waits up to BusyTimeout for
 	// room and then fails with ErrBusy. Zero: DefaultMaxQueries.
 	MaxQueries int

@@ -404,11 +404,22 @@ func (n *Node) AppendKlines(ctx context.Context, dst []messages.Kline, symbol st
 	if limit <= 0 {
 		limit = 500
 	}
-	r, err := n.openBar(ctx, symbol, iv)
-	if err != nil {
+	if n.life.Closing() {
+		return nil, ErrClosed
+	}
+	if err := n.life.Err(); err != nil {
 		return nil, err
 	}
-	open, hasOpen := r.Bar, r.OK
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// The shard's bar series holds its closed and open bars as of its last
+	// flush: a query reads them there, under the series' lock, without a
+	// message to the shard (so a busy shard does not slow queries, nor
+	// queries the shard). The open bar first: a bar that closes meanwhile
+	// is among the closed ones read after it, so none is missed.
+	bars := n.bars[messages.ShardOf(symbol, len(n.bars))]
+	open, hasOpen := bars.OpenBar(symbol, iv)
 	hi := end
 	if hi <= 0 {
 		hi = 1<<63 - 1
@@ -428,29 +439,27 @@ func (n *Node) AppendKlines(ctx context.Context, dst []messages.Kline, symbol st
 		// Pages of a long history cost their own size, not the rest of it.
 		fetch = limit
 	}
-	// After the open bar: a bar that closes meanwhile is in the shard's
-	// bars by now, so none is missed.
 	base := len(dst)
-	bars, err := n.bars[messages.ShardOf(symbol, len(n.bars))].Klines(symbol, iv, lo, hi, fetch, dst)
+	page, err := bars.Klines(symbol, iv, lo, hi, fetch, dst)
 	if err != nil {
 		return nil, fmt.Errorf("actors: klines %s %s: %w", symbol, iv, err)
 	}
 	if hasOpen && open.OpenTime >= lo && open.OpenTime <= hi {
-		// The store holds closed bars only; the open one comes from the
-		// shard and is always the newest.
-		for len(bars) > base && bars[len(bars)-1].OpenTime >= open.OpenTime {
-			bars = bars[:len(bars)-1]
+		// The open bar is the newest; a closed version of it read after
+		// it (it closed meanwhile) gives way to it.
+		for len(page) > base && page[len(page)-1].OpenTime >= open.OpenTime {
+			page = page[:len(page)-1]
 		}
-		bars = append(bars, open)
+		page = append(page, open)
 	}
-	if len(bars)-base > limit {
+	if len(page)-base > limit {
 		if start == 0 {
 			// The latest limit bars: drop the oldest.
-			copy(bars[base:], bars[len(bars)-limit:])
+			copy(page[base:], page[len(page)-limit:])
 		}
-		bars = bars[:base+limit]
+		page = page[:base+limit]
 	}
-	return bars, nil
+	return page, nil
 }
 
 // stepBack returns the open time k bars before open.

@@ -106,6 +106,11 @@ type series struct {
 	// (head, memory or only stored); hasLast: there is one.
 	last    int64
 	hasLast bool
+	// open is the series' open bar as of the shard's last flush (PutDelta),
+	// so a query needs no round trip to the shard; hasOpen: there is one
+	// (a closed bar at or after it clears it).
+	open    messages.Kline
+	hasOpen bool
 	dirty   bool // in ShardBars.mu.dirty
 }
 
@@ -179,7 +184,18 @@ func (b *ShardBars) lookup(symbol string, iv messages.Interval) *series {
 // valid symbol and interval, aligned; a run must be a gap fill
 // (Kline.ValidRun). Nothing is written to disk (see WriteDirty); errors
 // come from reading a stored chunk that an amendment must change.
-func (b *ShardBars) Put(ks []messages.Kline) error {
+func (b *ShardBars) Put(ks []messages.Kline) error { return b.PutDelta(ks, nil) }
+
+// PutDelta is Put of closed, then records the open bars of open (not
+// closed, one per series, the core's Delta.Open): a query then reads a
+// series' closed and open bars here, as of the same flush. A closed bar
+// at or after a series' open bar clears it (a symbol removed has none).
+func (b *ShardBars) PutDelta(ks, open []messages.Kline) error {
+	for i := range open {
+		if k := &open[i]; checkSymbol(k.Symbol) != nil || !k.Interval.Valid() || k.Closed || k.Repeat != 0 {
+			return fmt.Errorf("storage: put open bars[%d]: %s/%s/%d is not an open bar", i, k.Symbol, k.Interval, k.OpenTime)
+		}
+	}
 	for i := range ks {
 		if err := checkBar(&ks[i]); err != nil {
 			return fmt.Errorf("storage: put bars[%d]: %w", i, err)
@@ -198,8 +214,30 @@ func (b *ShardBars) Put(ks []messages.Kline) error {
 		if err := b.put(s, k); err != nil {
 			return err
 		}
+		if s.hasOpen && s.open.OpenTime <= s.last {
+			s.open, s.hasOpen = messages.Kline{}, false
+		}
+	}
+	sb, sym = nil, ""
+	for i := range open {
+		k := &open[i]
+		if sb == nil || unsafe.StringData(sym) != unsafe.StringData(k.Symbol) || len(sym) != len(k.Symbol) {
+			sb, sym = b.symbolFor(k.Symbol), k.Symbol
+		}
+		s := b.seriesOf(sb, sym, k.Interval)
+		s.open, s.hasOpen = *k, true
 	}
 	return nil
+}
+
+// OpenBar returns the open bar of symbol and iv as of the last PutDelta.
+func (b *ShardBars) OpenBar(symbol string, iv messages.Interval) (messages.Kline, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if s := b.lookup(symbol, iv); s != nil && s.hasOpen {
+		return s.open, true
+	}
+	return messages.Kline{}, false
 }
 
 func checkBar(k *messages.Kline) error {

@@ -420,3 +420,43 @@ func opensOf(ks []messages.Kline) string {
 	}
 	return fmt.Sprint(out)
 }
+
+// TestShardBarsOpenBar: PutDelta records each series' open bar; a closed
+// bar at or after it clears it (the bar closed, or the symbol was
+// removed), and the next Delta's open bar replaces it.
+func TestShardBarsOpenBar(t *testing.T) {
+	m := messages.Interval1m
+	base := m.Align(t0)
+	open := func(at int64) messages.Kline {
+		k := tradedBar("A", m, at, 3)
+		k.Closed = false
+		return k
+	}
+	b := NewShardBars(nil, 0)
+	if _, ok := b.OpenBar("A", m); ok {
+		t.Fatal("an open bar before any PutDelta")
+	}
+	if err := b.PutDelta(nil, []messages.Kline{open(base)}); err != nil {
+		t.Fatal(err)
+	}
+	if k, ok := b.OpenBar("A", m); !ok || k.OpenTime != base {
+		t.Fatalf("open bar %+v, %v", k, ok)
+	}
+	// The bar closes and the next one opens, in one Delta.
+	if err := b.PutDelta([]messages.Kline{tradedBar("A", m, base, 3)}, []messages.Kline{open(base + messages.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if k, ok := b.OpenBar("A", m); !ok || k.OpenTime != base+messages.Minute {
+		t.Fatalf("after the roll: open bar %+v, %v", k, ok)
+	}
+	// Removed: its open bar comes as a closed one, and no open bar follows.
+	if err := b.PutDelta([]messages.Kline{tradedBar("A", m, base+messages.Minute, 4)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if k, ok := b.OpenBar("A", m); ok {
+		t.Fatalf("after the symbol's last bar closed: open bar %+v", k)
+	}
+	if err := b.PutDelta(nil, []messages.Kline{tradedBar("A", m, base, 3)}); err == nil {
+		t.Fatal("a closed bar accepted as an open one")
+	}
+}

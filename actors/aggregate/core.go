@@ -689,6 +689,17 @@ func (c *Core) RemoveSymbol(sym string) bool {
 	return true
 }
 
+// MarkAllOpen makes the next Ready carry the open bar of every symbol, not
+// only the changed ones: a consumer that keeps open bars (the shard's bar
+// series) gets them all after a restore.
+func (c *Core) MarkAllOpen() {
+	for slot := range c.syms {
+		if c.syms[slot].live {
+			c.dirty.mark(slot)
+		}
+	}
+}
+
 // HasReady reports whether Ready would return a non-empty Delta.
 func (c *Core) HasReady() bool { return len(c.pending.Closed) > 0 || c.dirty.len() > 0 }
 

@@ -498,7 +498,9 @@ func (s *shard) flush(deliver bool) error {
 	// Closed bars (and runs) go to the shard's bar series in memory; a
 	// durable node stores them with its next snapshot (the WAL holds their
 	// trades until then).
-	err := h.bars.Put(d.Closed)
+	// The open bars too: a query reads a series' closed and open bars
+	// there, as of this flush, without a round trip to the shard.
+	err := h.bars.PutDelta(d.Closed, d.Open)
 	s.core.Release(d)
 	if err != nil {
 		return fmt.Errorf("shard %d: %w", h.id, err)
@@ -586,6 +588,9 @@ func (s *shard) startDurable() (Recovery, error) {
 	if err != nil && !errors.Is(err, errStopReplay) {
 		return rec, fmt.Errorf("shard %d: replay WAL: %w", h.id, err)
 	}
+	// Every open bar to the bar series (queries read them there), not
+	// only those the replay changed.
+	s.core.MarkAllOpen()
 	if err := s.flush(true); err != nil {
 		return rec, err
 	}
