@@ -321,3 +321,103 @@ func TestDurableRetention(t *testing.T) {
 		t.Fatalf("1h bars (no retention): %d, %v", len(hours), err)
 	}
 }
+
+// TestLateTradeSplitsARun: a late trade (within AllowedLateness) that
+// lands inside a run of gap-filled bars amends exactly that bar, on a
+// memory-only node and on a durable one, after a restart too: the bars on
+// either side stay gap fills at the previous close.
+func TestLateTradeSplitsARun(t *testing.T) {
+	const sym = "LATEUSDT"
+	t0 := messages.Interval1m.Align(time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC).UnixMilli())
+	at := func(min int64) int64 { return t0 + min*messages.Minute }
+	mk := func(id, min int64, price messages.Decimal) messages.Trade {
+		return messages.Trade{Symbol: sym, AggID: id, Price: price, Quantity: 100_000_000, FirstID: -1, LastID: -1,
+			Time: at(min) + 1_000, EventTime: at(min) + 1_000}
+	}
+	check := func(t *testing.T, n *Node) {
+		t.Helper()
+		got, err := n.Klines(context.Background(), sym, messages.Interval1m, t0, at(30), 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 31 {
+			t.Fatalf("%d bars, want 31 (minutes 0..30)", len(got))
+		}
+		for i, k := range got {
+			var want messages.Decimal
+			var count int64
+			switch {
+			case i == 0:
+				want, count = 100_00000000, 1
+			case i == 25:
+				want, count = 105_00000000, 1 // the late trade
+			case i == 30:
+				want, count = 110_00000000, 1
+			default:
+				want = 100_00000000 // a gap fill at the close before the run
+			}
+			if k.OpenTime != at(int64(i)) || k.Open != want || k.Close != want || k.TradeCount != count {
+				t.Fatalf("bar %d: open time %d, O %v C %v, %d trades; want %d, %v, %d trades", i, k.OpenTime, k.Open, k.Close, k.TradeCount, at(int64(i)), want, count)
+			}
+		}
+	}
+	ingest := func(t *testing.T, n *Node) {
+		t.Helper()
+		for _, tr := range []messages.Trade{mk(1, 0, 100_00000000), mk(2, 30, 110_00000000), mk(3, 25, 105_00000000)} {
+			res, err := n.Ingest(context.Background(), []messages.Trade{tr})
+			if err != nil || res.Accepted != 1 {
+				t.Fatalf("ingest %+v: %+v, %v", tr, res, err)
+			}
+		}
+	}
+	cfg := Config{Clock: ClockEvent, Shards: 2, Intervals: []messages.Interval{messages.Interval1m, messages.Interval1h},
+		AllowedLateness: 10 * time.Minute, CheckpointInterval: time.Hour, Logger: slog.New(slog.DiscardHandler)}
+	t.Run("memory", func(t *testing.T) {
+		n := testNode(t, cfg)
+		ingest(t, n)
+		check(t, n)
+	})
+	t.Run("durable", func(t *testing.T) {
+		dir := t.TempDir()
+		st := openStore(t, dir)
+		dcfg := cfg
+		dcfg.Store = st
+		n, err := Start(context.Background(), dcfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ingest(t, n)
+		check(t, n)
+		// A graceful close stores the chunks (the run split); the
+		// restart reads them, and a second late trade amends the stored
+		// chunk, splitting the rest of the run again.
+		if err := n.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+		st = openStore(t, dir)
+		t.Cleanup(func() { st.Close() })
+		dcfg.Store = st
+		n = testNode(t, dcfg)
+		check(t, n)
+		res, err := n.Ingest(context.Background(), []messages.Trade{mk(4, 27, 107_00000000)})
+		if err != nil || res.Accepted != 1 {
+			t.Fatalf("a late trade after the restart: %+v, %v", res, err)
+		}
+		got, err := n.Klines(context.Background(), sym, messages.Interval1m, at(24), at(28), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wants := []messages.Decimal{100_00000000, 105_00000000, 100_00000000, 107_00000000, 100_00000000}
+		if len(got) != len(wants) {
+			t.Fatalf("%d bars for minutes 24..28", len(got))
+		}
+		for i, k := range got {
+			if k.Close != wants[i] {
+				t.Fatalf("after the second late trade, bar %d (minute %d) closes at %v, want %v", i, 24+i, k.Close, wants[i])
+			}
+		}
+	})
+}
