@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"slices"
 
@@ -18,26 +17,16 @@ const (
 )
 
 func appendChunkSeriesPrefix(b []byte, symbol string, iv messages.Interval) []byte {
-	b = append(b, prefixChunk, byte(len(symbol)))
-	b = append(b, symbol...)
-	return append(b, byte(iv))
+	return appendSeriesPrefix(b, prefixChunk, symbol, iv)
 }
 
 func appendChunkKey(b []byte, symbol string, iv messages.Interval, first int64) []byte {
-	b = appendChunkSeriesPrefix(b, symbol, iv)
-	return binary.BigEndian.AppendUint64(b, flipTime(first))
+	return appendSeriesKey(b, prefixChunk, symbol, iv, first)
 }
 
 // parseChunkKey splits a chunk key; symbol aliases k.
 func parseChunkKey(k []byte) (symbol []byte, iv messages.Interval, first int64, ok bool) {
-	if len(k) < 3 || k[0] != prefixChunk {
-		return nil, 0, 0, false
-	}
-	n := int(k[1])
-	if len(k) != 2+n+1+8 {
-		return nil, 0, 0, false
-	}
-	return k[2 : 2+n], messages.Interval(k[2+n]), unflipTime(binary.BigEndian.Uint64(k[3+n:])), true
+	return parseSeriesKey(k, prefixChunk)
 }
 
 // storedChunk is a chunk read from the store: its first bar's open time

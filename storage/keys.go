@@ -60,22 +60,25 @@ func unflipTime(u uint64) int64 { return int64(u ^ (1 << 63)) }
 // Kline keys exist only in format-1 data dirs (one per bar), which Open
 // upgrades (migrate.go).
 
-// appendKlineSeriesPrefix appends 'k' | len | symbol | interval.
-func appendKlineSeriesPrefix(b []byte, symbol string, iv messages.Interval) []byte {
-	b = append(b, prefixKline, byte(len(symbol)))
+// Series keys: prefix | len uint8 | symbol | interval uint8 | time (the
+// int64 flipped, big-endian). Chunk keys ('b', the chunk's first open
+// time) and format-1 kline keys ('k', the bar's open time) share the form.
+
+// appendSeriesPrefix appends prefix | len | symbol | interval.
+func appendSeriesPrefix(b []byte, prefix byte, symbol string, iv messages.Interval) []byte {
+	b = append(b, prefix, byte(len(symbol)))
 	b = append(b, symbol...)
 	return append(b, byte(iv))
 }
 
-// appendKlineKey appends a format-1 kline key (tests build old dirs).
-func appendKlineKey(b []byte, symbol string, iv messages.Interval, openTime int64) []byte {
-	b = appendKlineSeriesPrefix(b, symbol, iv)
-	return binary.BigEndian.AppendUint64(b, flipTime(openTime))
+func appendSeriesKey(b []byte, prefix byte, symbol string, iv messages.Interval, t int64) []byte {
+	b = appendSeriesPrefix(b, prefix, symbol, iv)
+	return binary.BigEndian.AppendUint64(b, flipTime(t))
 }
 
-// parseKlineKey splits a kline key. symbol aliases k.
-func parseKlineKey(k []byte) (symbol []byte, iv messages.Interval, openTime int64, ok bool) {
-	if len(k) < 3 || k[0] != prefixKline {
+// parseSeriesKey splits a series key of family prefix; symbol aliases k.
+func parseSeriesKey(k []byte, prefix byte) (symbol []byte, iv messages.Interval, t int64, ok bool) {
+	if len(k) < 3 || k[0] != prefix {
 		return nil, 0, 0, false
 	}
 	n := int(k[1])
@@ -83,6 +86,21 @@ func parseKlineKey(k []byte) (symbol []byte, iv messages.Interval, openTime int6
 		return nil, 0, 0, false
 	}
 	return k[2 : 2+n], messages.Interval(k[2+n]), unflipTime(binary.BigEndian.Uint64(k[3+n:])), true
+}
+
+// appendKlineSeriesPrefix appends 'k' | len | symbol | interval.
+func appendKlineSeriesPrefix(b []byte, symbol string, iv messages.Interval) []byte {
+	return appendSeriesPrefix(b, prefixKline, symbol, iv)
+}
+
+// appendKlineKey appends a format-1 kline key (tests build old dirs).
+func appendKlineKey(b []byte, symbol string, iv messages.Interval, openTime int64) []byte {
+	return appendSeriesKey(b, prefixKline, symbol, iv, openTime)
+}
+
+// parseKlineKey splits a kline key. symbol aliases k.
+func parseKlineKey(k []byte) (symbol []byte, iv messages.Interval, openTime int64, ok bool) {
+	return parseSeriesKey(k, prefixKline)
 }
 
 func snapshotKey(shard uint16) []byte {
