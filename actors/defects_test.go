@@ -75,14 +75,17 @@ func TestWaitOnABrokenNodeWaitsForTheHealthyShards(t *testing.T) {
 		t.Fatal("generated symbols do not cover both shards")
 	}
 	trades := append(append([]messages.Trade(nil), by[victim][:50]...), by[healthy][:50]...)
+	block.Store(true)
+	call := n.IngestAsync(context.Background(), trades)
+	<-entered // the healthy shard is inside the request's part
+	// Only now break the node: panics injected before the request could
+	// stop the victim (and refuse the request) before the healthy shard
+	// had its part, on a loaded machine.
 	for range 3 { // two restarts, then the supervisor stops it
 		if err := n.InjectShardPanic(victim, "broken-node drill"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	block.Store(true)
-	call := n.IngestAsync(context.Background(), trades)
-	<-entered // the healthy shard is inside the request's part
 	type outcome struct {
 		err      error
 		released bool
