@@ -5,9 +5,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/klinecast/klinecast/actors"
 	"github.com/klinecast/klinecast/messages"
@@ -140,4 +143,65 @@ func BenchmarkDecodeNDJSON(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)*1000/b.Elapsed().Seconds(), "trades/s")
+}
+
+// BenchmarkHTTPKlines1000: GET /api/v3/klines with limit=1000 at random
+// start times over a week of 1m bars of 200 symbols, one client at a time
+// (in-process server, loopback). Reports the P99 latency; compare with the
+// bar read alone (storage BenchmarkKlines1000).
+func BenchmarkHTTPKlines1000(b *testing.B) {
+	cfg := benchNodeConfig()
+	cfg.MemoryRetention = -1
+	a := startAPI(b, cfg, Config{})
+	trades := genTrades(b, 200, 400_000, 7*24*time.Hour, 5)
+	for i := 0; i < len(trades); i += 5000 {
+		if _, err := a.node.Ingest(context.Background(), trades[i:min(i+5000, len(trades))]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	syms, err := a.node.Symbols(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	first := trades[0].Time
+	r := rand.New(rand.NewPCG(1, 2))
+	took := make([]time.Duration, 0, b.N)
+	buf := make([]byte, 0, 256<<10)
+	b.ResetTimer()
+	for range b.N {
+		url := fmt.Sprintf("%s/api/v3/klines?symbol=%s&interval=1m&limit=1000&startTime=%d", a.srv.URL,
+			syms[r.IntN(len(syms))], first+int64(r.IntN(5*24*60))*messages.Minute)
+		t0 := time.Now()
+		resp, err := a.client.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		buf, err = readAll(resp.Body, buf[:0])
+		resp.Body.Close()
+		took = append(took, time.Since(t0))
+		if err != nil || resp.StatusCode != http.StatusOK {
+			b.Fatalf("status %d, %v", resp.StatusCode, err)
+		}
+	}
+	b.StopTimer()
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(took[len(took)*99/100].Microseconds()), "p99-µs")
+}
+
+// readAll reads r into buf, growing it as needed.
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, 64<<10)
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
