@@ -151,9 +151,18 @@ func TestDurableStorageFailureRefusesThenRecovers(t *testing.T) {
 	ingestAll(t, n, trades[:half], 300, nil)
 
 	failing.Store(true)
-	_, err = n.Ingest(context.Background(), trades[half:half+300])
-	if !errors.Is(err, storage.ErrUnavailable) {
-		t.Fatalf("ingest with failing storage: %v, want ErrUnavailable", err)
+	restartsBefore := n.Stats().Restarts
+	// A disk that stays full refuses request after request: each is
+	// refused, and no shard restarts for it (a part whose append failed
+	// was never applied), so the supervisor's limit is never in reach.
+	for i := 0; i < 20; i++ {
+		_, err = n.Ingest(context.Background(), trades[half:half+300])
+		if !errors.Is(err, storage.ErrUnavailable) {
+			t.Fatalf("ingest %d with failing storage: %v, want ErrUnavailable", i, err)
+		}
+	}
+	if r := n.Stats().Restarts - restartsBefore; r != 0 {
+		t.Fatalf("%d shard restarts for 20 refused requests, want none", r)
 	}
 	if err := n.Checkpoint(context.Background()); err == nil {
 		t.Fatal("a snapshot succeeded while storage fails")
