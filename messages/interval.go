@@ -150,6 +150,25 @@ func (iv Interval) Next(open int64) int64 {
 	return open + intervalLengths[iv]
 }
 
+// Periods returns how many bars of iv lie from the bar opening at a to the
+// one opening at b (both aligned, a <= b): 0 when a == b.
+func (iv Interval) Periods(a, b int64) int64 {
+	if iv == Interval1M {
+		ta, tb := time.UnixMilli(a).UTC(), time.UnixMilli(b).UTC()
+		return int64(tb.Year()-ta.Year())*12 + int64(tb.Month()-ta.Month())
+	}
+	return (b - a) / intervalLengths[iv]
+}
+
+// Advance returns the open time n bars after the bar opening at open (n < 0:
+// before it); open must be aligned.
+func (iv Interval) Advance(open, n int64) int64 {
+	if iv == Interval1M {
+		return time.UnixMilli(open).UTC().AddDate(0, int(n), 0).UnixMilli()
+	}
+	return open + n*intervalLengths[iv]
+}
+
 // CloseTime returns the close time of the bar opening at open: the next
 // bar's open minus 1 ms, as Binance reports it.
 func (iv Interval) CloseTime(open int64) int64 { return iv.Next(open) - 1 }

@@ -35,19 +35,7 @@ type Kline struct {
 func (k *Kline) Bars() int64 { return 1 + k.Repeat }
 
 // LastOpenTime returns the open time of the last bar k stands for.
-func (k *Kline) LastOpenTime() int64 {
-	if k.Repeat == 0 {
-		return k.OpenTime
-	}
-	if d := k.Interval.Fixed(); d > 0 {
-		return k.OpenTime + k.Repeat*d
-	}
-	t := k.OpenTime
-	for range k.Repeat {
-		t = k.Interval.Next(t)
-	}
-	return t
-}
+func (k *Kline) LastOpenTime() int64 { return k.Interval.Advance(k.OpenTime, k.Repeat) }
 
 // ValidRun reports whether k may repeat: no trade touched it.
 func (k *Kline) ValidRun() bool {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"time"
 
 	"github.com/klinecast/klinecast/messages"
 )
@@ -109,7 +108,7 @@ func (b *chunkBuilder) full(target int) bool {
 func (b *chunkBuilder) add(k *messages.Kline) {
 	var skip int64
 	if b.bars > 0 {
-		skip = periods(b.iv, b.last, k.OpenTime) - 1
+		skip = b.iv.Periods(b.last, k.OpenTime) - 1
 	} else {
 		b.first = k.OpenTime
 	}
@@ -139,7 +138,7 @@ func (b *chunkBuilder) add(k *messages.Kline) {
 	}
 	b.bars += n
 	b.entries++
-	b.last = advance(b.iv, b.first, b.span)
+	b.last = b.iv.Advance(b.first, b.span)
 }
 
 func (b *chunkBuilder) appendRun(price messages.Decimal, n, skip int64) {
@@ -309,7 +308,7 @@ const maxOpenTime = 16725225600000
 func (r *chunkReader) more() bool { return r.entries < r.hdr.entries }
 
 // lastOpen returns the open time of the chunk's last bar.
-func (r *chunkReader) lastOpen() int64 { return advance(r.iv, r.first, r.hdr.span) }
+func (r *chunkReader) lastOpen() int64 { return r.iv.Advance(r.first, r.hdr.span) }
 
 // entry decodes the next entry into k (a bar, or a run: k.Repeat > 0).
 func (r *chunkReader) entry(k *messages.Kline) error {
@@ -340,7 +339,7 @@ func (r *chunkReader) entry(k *messages.Kline) error {
 		if r.span > r.hdr.span {
 			return corruptf(r.key, "entry %d lies beyond the chunk's span", r.entries)
 		}
-		r.next = advance(r.iv, r.first, r.span)
+		r.next = r.iv.Advance(r.first, r.span)
 	}
 	r.started = true
 	*k = messages.Kline{Symbol: r.symbol, Interval: r.iv, OpenTime: r.next, CloseTime: r.iv.CloseTime(r.next), Closed: true}
@@ -494,24 +493,6 @@ func (r *chunkReader) float() (float64, error) {
 	return f, nil
 }
 
-// periods returns how many periods of iv lie from open a to open b (both
-// aligned, a <= b).
-func periods(iv messages.Interval, a, b int64) int64 {
-	if d := iv.Fixed(); d > 0 {
-		return (b - a) / d
-	}
-	ta, tb := time.UnixMilli(a).UTC(), time.UnixMilli(b).UTC()
-	return int64(tb.Year()-ta.Year())*12 + int64(tb.Month()-ta.Month())
-}
-
-// advance returns the open time n periods of iv after open t.
-func advance(iv messages.Interval, t, n int64) int64 {
-	if d := iv.Fixed(); d > 0 {
-		return t + n*d
-	}
-	return time.UnixMilli(t).UTC().AddDate(0, int(n), 0).UnixMilli()
-}
-
 // advanceChecked is advance that reports overflow instead of wrapping.
 func advanceChecked(iv messages.Interval, t, n int64) (int64, bool) {
 	if n < 0 || n > maxChunkBars {
@@ -526,5 +507,5 @@ func advanceChecked(iv messages.Interval, t, n int64) (int64, bool) {
 	if n > 12*10000 {
 		return 0, false
 	}
-	return advance(iv, t, n), true
+	return iv.Advance(t, n), true
 }

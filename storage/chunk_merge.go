@@ -37,12 +37,12 @@ func clip(e messages.Kline, lo, hi int64) (messages.Kline, bool) {
 		return messages.Kline{}, false
 	}
 	if first < lo {
-		e.Repeat -= periods(e.Interval, first, lo)
+		e.Repeat -= e.Interval.Periods(first, lo)
 		e.OpenTime = lo
 		first = lo
 	}
 	if last > hi {
-		e.Repeat -= periods(e.Interval, hi, last)
+		e.Repeat -= e.Interval.Periods(hi, last)
 	}
 	e.CloseTime = e.Interval.CloseTime(e.OpenTime)
 	return e, true
@@ -81,4 +81,4 @@ func mergeEntries(dst, entries []messages.Kline, e messages.Kline) []messages.Kl
 }
 
 // prevOpen returns the open time of the bar before the one opening at t.
-func prevOpen(iv messages.Interval, t int64) int64 { return advance(iv, t, -1) }
+func prevOpen(iv messages.Interval, t int64) int64 { return iv.Advance(t, -1) }

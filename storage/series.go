@@ -690,8 +690,8 @@ func appendChunkBars(dst []messages.Kline, symbol string, iv messages.Interval, 
 		t := k.OpenTime
 		j := int64(0)
 		if t < lo {
-			j = periods(iv, t, iv.Align(lo))
-			t = advance(iv, t, j)
+			j = iv.Periods(t, iv.Align(lo))
+			t = iv.Advance(t, j)
 			if t < lo {
 				j++
 				t = iv.Next(t)

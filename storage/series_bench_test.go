@@ -37,7 +37,7 @@ func sparseSeries(sym string, base int64, n int, seed uint64) []messages.Kline {
 		}
 		run := min(int64(r.IntN(6)), int64(n-i-1))
 		out = append(out, emptyRun(sym, iv, t, price, run))
-		t, i = advance(iv, t, run+1), i+int(run)+1
+		t, i = iv.Advance(t, run+1), i+int(run)+1
 	}
 	return out
 }

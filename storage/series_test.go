@@ -76,8 +76,8 @@ func TestChunkRoundTrip(t *testing.T) {
 		{"a hole (skip)", m, []messages.Kline{tradedBar("A", m, at(0), 3), tradedBar("A", m, at(50), 4)}, 2},
 		{"a run first", m, []messages.Kline{emptyRun("A", m, at(0), 0, 0), emptyRun("A", m, at(1), 7, 3)}, 5},
 		{"calendar months", messages.Interval1M, []messages.Kline{
-			tradedBar("A", messages.Interval1M, month, 9), emptyRun("A", messages.Interval1M, advance(messages.Interval1M, month, 1), 1, 13),
-			tradedBar("A", messages.Interval1M, advance(messages.Interval1M, month, 20), 10),
+			tradedBar("A", messages.Interval1M, month, 9), emptyRun("A", messages.Interval1M, messages.Interval1M.Advance(month, 1), 1, 13),
+			tradedBar("A", messages.Interval1M, messages.Interval1M.Advance(month, 20), 10),
 		}, 16},
 		{"extreme values", m, []messages.Kline{{
 			Symbol: "A", Interval: m, OpenTime: at(0), CloseTime: m.CloseTime(at(0)),
@@ -301,7 +301,7 @@ func checkShardBarsModel(t *testing.T, rt *rapid.T, mode string) {
 		}
 		switch op := rapid.IntRange(0, 9).Draw(rt, "op"); {
 		case op <= 3: // the next bar, maybe after a hole
-			open := advance(iv, next, int64(rapid.IntRange(0, 2).Draw(rt, "hole")*rapid.IntRange(0, 1).Draw(rt, "holeOn")))
+			open := iv.Advance(next, int64(rapid.IntRange(0, 2).Draw(rt, "hole")*rapid.IntRange(0, 1).Draw(rt, "holeOn")))
 			k := tradedBar(sym, iv, open, uint64(rapid.IntRange(0, 1<<20).Draw(rt, "seed")))
 			put(rt, bars, model, &unwritten, k)
 			last[key] = open
@@ -316,7 +316,7 @@ func checkShardBarsModel(t *testing.T, rt *rapid.T, mode string) {
 				continue
 			}
 			back := int64(rapid.IntRange(0, 400).Draw(rt, "back"))
-			open := max(advance(iv, l, -back), iv.Align(t0))
+			open := max(iv.Advance(l, -back), iv.Align(t0))
 			var k messages.Kline
 			if rapid.Bool().Draw(rt, "correctionIsRun") {
 				k = emptyRun(sym, iv, open, messages.Decimal(rapid.IntRange(0, 3).Draw(rt, "cprice")), int64(rapid.IntRange(0, 20).Draw(rt, "crun")))
@@ -361,7 +361,7 @@ func put(rt *rapid.T, b *ShardBars, m barModel, unwritten *[]messages.Kline, k m
 func checkQuery(rt *rapid.T, b *ShardBars, m barModel, sym string, iv messages.Interval, retention int) {
 	start := iv.Align(t0) + int64(rapid.IntRange(-5, 500).Draw(rt, "qstart"))*iv.Fixed()/2
 	if iv.Fixed() == 0 {
-		start = advance(iv, iv.Align(t0), int64(rapid.IntRange(-2, 300).Draw(rt, "qstartM")))
+		start = iv.Advance(iv.Align(t0), int64(rapid.IntRange(-2, 300).Draw(rt, "qstartM")))
 	}
 	end := start + int64(rapid.IntRange(0, 1<<30).Draw(rt, "qlen"))
 	if rapid.Bool().Draw(rt, "qall") {

@@ -535,7 +535,7 @@ func (c *Core) roll(slot int32, i int, to int64) {
 	if target <= b.OpenTime {
 		return
 	}
-	gap := gapBars(iv, b.OpenTime, target)
+	gap := iv.Periods(b.OpenTime, target) - 1 // the bars strictly between
 	closed := *b
 	closed.Closed = true
 	prev := b.Close
@@ -553,19 +553,6 @@ func (c *Core) roll(slot int32, i int, to int64) {
 	}
 	*b = emptyBar(b.Symbol, iv, target, prev)
 	c.dirty.mark(int(slot))
-}
-
-// gapBars returns the number of bars of iv strictly between the bars
-// opening at open and at target (both aligned, open < target).
-func gapBars(iv messages.Interval, open, target int64) int64 {
-	if d := iv.Fixed(); d > 0 {
-		return (target-open)/d - 1
-	}
-	n := int64(0)
-	for next := iv.Next(open); next < target; next = iv.Next(next) {
-		n++
-	}
-	return n
 }
 
 // emitClosed appends the closed entry k (a bar, or a run of empty bars) to
