@@ -173,6 +173,12 @@ func (b *ShardBars) seriesOf(sb *symbolBars, symbol string, iv messages.Interval
 	return s
 }
 
+// seriesFor returns the series of symbol and iv, creating it. The caller
+// holds b.mu.
+func (b *ShardBars) seriesFor(symbol string, iv messages.Interval) *series {
+	return b.seriesOf(b.symbolFor(symbol), symbol, iv)
+}
+
 // lookup returns the series of symbol and iv, or nil. The caller holds
 // b.mu.
 func (b *ShardBars) lookup(symbol string, iv messages.Interval) *series {
@@ -206,14 +212,9 @@ func (b *ShardBars) PutDelta(ks, open []messages.Kline) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var sb *symbolBars
-	var sym string
 	for i := range ks {
 		k := &ks[i]
-		if sb == nil || unsafe.StringData(sym) != unsafe.StringData(k.Symbol) || len(sym) != len(k.Symbol) {
-			sb, sym = b.symbolFor(k.Symbol), k.Symbol
-		}
-		s := b.seriesOf(sb, sym, k.Interval)
+		s := b.seriesFor(k.Symbol, k.Interval)
 		if err := b.put(s, k); err != nil {
 			return err
 		}
@@ -221,13 +222,9 @@ func (b *ShardBars) PutDelta(ks, open []messages.Kline) error {
 			s.open, s.hasOpen = messages.Kline{}, false
 		}
 	}
-	sb, sym = nil, ""
 	for i := range open {
 		k := &open[i]
-		if sb == nil || unsafe.StringData(sym) != unsafe.StringData(k.Symbol) || len(sym) != len(k.Symbol) {
-			sb, sym = b.symbolFor(k.Symbol), k.Symbol
-		}
-		s := b.seriesOf(sb, sym, k.Interval)
+		s := b.seriesFor(k.Symbol, k.Interval)
 		s.open, s.hasOpen = *k, true
 	}
 	return nil
