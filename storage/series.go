@@ -592,31 +592,9 @@ func (b *ShardBars) Klines(symbol string, iv messages.Interval, start, end int64
 	}
 	start = max(start, 0)
 	end = min(end, maxOpenTime)
-	var chunks []storedChunk
-	for attempt := 0; ; attempt++ {
-		var err error
-		chunks = chunks[:0]
-		gen := b.dropped.Load()
-		if b.store != nil && attempt < 2 {
-			if chunks, err = b.store.readChunks(symbol, iv, start, end, chunks); err != nil {
-				return dst, err
-			}
-		}
-		b.mu.RLock()
-		if b.store != nil && attempt < 2 && b.dropped.Load() != gen {
-			b.mu.RUnlock()
-			continue // a chunk moved from memory to the store meanwhile
-		}
-		if b.store != nil && attempt >= 2 {
-			// Keep writers out while reading the store (rare).
-			if chunks, err = b.store.readChunks(symbol, iv, start, end, chunks); err != nil {
-				b.mu.RUnlock()
-				return dst, err
-			}
-		}
-		chunks = b.memChunks(symbol, iv, start, end, chunks)
-		b.mu.RUnlock()
-		break
+	chunks, err := b.gatherChunks(symbol, iv, start, end)
+	if err != nil {
+		return dst, err
 	}
 	// By first open time; a memory version (later) replaces a stored one.
 	slices.SortStableFunc(chunks, func(a, b storedChunk) int { return cmp.Compare(a.first, b.first) })
@@ -629,13 +607,46 @@ func (b *ShardBars) Klines(symbol string, iv messages.Interval, start, end int64
 		if i+1 < len(chunks) && chunks[i+1].first == chunks[i].first {
 			continue // the later one (memory) replaces it
 		}
-		c := chunks[i]
-		var err error
-		if dst, err = appendChunkBars(dst, symbol, iv, c, start, end, &want, &lastEmitted); err != nil {
+		if dst, err = appendChunkBars(dst, symbol, iv, chunks[i], start, end, &want, &lastEmitted); err != nil {
 			return dst, err
 		}
 	}
 	return dst, nil
+}
+
+// gatherChunks returns the chunks of symbol and iv that may hold bars in
+// [start, end], stored and in memory (unsorted; a chunk may come twice,
+// stored and in memory). The store is read without the lock, then the
+// memory under it; if a chunk moved from memory to the store in between
+// (dropped changed), the pair is read again, and after two such misses
+// the store is read under the lock (rare: it keeps writers out meanwhile).
+func (b *ShardBars) gatherChunks(symbol string, iv messages.Interval, start, end int64) ([]storedChunk, error) {
+	if b.store == nil {
+		b.mu.RLock()
+		defer b.mu.RUnlock()
+		return b.memChunks(symbol, iv, start, end, nil), nil
+	}
+	for range 2 {
+		gen := b.dropped.Load()
+		chunks, err := b.store.readChunks(symbol, iv, start, end, nil)
+		if err != nil {
+			return nil, err
+		}
+		b.mu.RLock()
+		if b.dropped.Load() == gen {
+			chunks = b.memChunks(symbol, iv, start, end, chunks)
+			b.mu.RUnlock()
+			return chunks, nil
+		}
+		b.mu.RUnlock()
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	chunks, err := b.store.readChunks(symbol, iv, start, end, nil)
+	if err != nil {
+		return nil, err
+	}
+	return b.memChunks(symbol, iv, start, end, chunks), nil
 }
 
 // memChunks appends the chunks in memory that may hold bars in [start,
