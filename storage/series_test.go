@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -171,22 +172,11 @@ func TestChunkDecodeRejectsCorruption(t *testing.T) {
 			if !errors.As(err, &ce) {
 				t.Fatalf("err = %v, want a *CorruptError", err)
 			}
-			if want := describeKey(key); ce.Key == "" || !contains(ce.Key, "chunk/A/1m") || want == "" {
+			if !strings.Contains(ce.Key, "chunk/A/1m") {
 				t.Fatalf("error %q does not name the chunk key", err)
 			}
 		})
 	}
-}
-
-func contains(s, sub string) bool { return len(sub) == 0 || indexOf(s, sub) >= 0 }
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
 }
 
 // FuzzChunkDecode: any payload decodes to an error or to entries that
