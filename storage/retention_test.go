@@ -123,16 +123,9 @@ func TestEnforceRetention(t *testing.T) {
 			price = k.Close
 			hours = append(hours, k, emptyRun("R", m, open+messages.Minute, price, 58))
 		}
-		b := NewShardBars(s, 0)
-		b.sealBytes = 200 // a few hours per chunk
-		// Nine days stored, the last one in memory only (sealed chunks
-		// and the head).
-		if err := b.Put(hours[:2*9*24]); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := b.WriteDirty(ctx); err != nil {
-			t.Fatal(err)
-		}
+		// A few hours per chunk; nine days stored, the last one in memory
+		// only (sealed chunks and the head).
+		b := storeSealed(t, s, 200, hours[:2*9*24]...)
 		if err := b.Put(hours[2*9*24:]); err != nil {
 			t.Fatal(err)
 		}

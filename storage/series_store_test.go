@@ -37,7 +37,15 @@ func opens(ks []messages.Kline) []int64 {
 // storeBars puts ks into a ShardBars of s and writes them.
 func storeBars(t *testing.T, s *Store, ks ...messages.Kline) *ShardBars {
 	t.Helper()
+	return storeSealed(t, s, ChunkTargetBytes, ks...)
+}
+
+// storeSealed is storeBars with heads sealed at sealBytes (small: many
+// chunks from few bars).
+func storeSealed(t *testing.T, s *Store, sealBytes int, ks ...messages.Kline) *ShardBars {
+	t.Helper()
 	b := NewShardBars(s, 0)
+	b.sealBytes = sealBytes
 	if err := b.Put(ks); err != nil {
 		t.Fatal(err)
 	}
@@ -129,14 +137,7 @@ func TestShardBarsStoreCorrection(t *testing.T) {
 		for i := range int64(40) {
 			bars = append(bars, mkBar("ETHUSDT", iv, first+i*messages.Hour))
 		}
-		b := NewShardBars(s, 0)
-		b.sealBytes = 128
-		if err := b.Put(bars); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := b.WriteDirty(ctx); err != nil {
-			t.Fatal(err)
-		}
+		b := storeSealed(t, s, 128, bars...)
 		// A correction of a stored, sealed bar, by a later incarnation
 		// (nothing of the series in memory).
 		b = NewShardBars(s, 0)
@@ -204,14 +205,7 @@ func TestShardBarsStoreCorruptChunk(t *testing.T) {
 		for i := range int64(20) {
 			bars = append(bars, mkBar("C", m, first+i*messages.Minute))
 		}
-		b := NewShardBars(s, 0)
-		b.sealBytes = 128
-		if err := b.Put(bars); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := b.WriteDirty(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		storeSealed(t, s, 128, bars...)
 		c, ok, err := s.lastChunk("C", m)
 		if err != nil || !ok || c.first == first {
 			t.Fatalf("last chunk: %v %v (want one after the first)", ok, err)
